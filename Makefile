@@ -1,0 +1,39 @@
+# regfit — the two commands: `make run` (set up and serve) and `make test` (set up and test).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint format pytest migrate worker bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/regfit serve
+
+migrate: $(STAMP)
+	$(BIN)/regfit migrate
+
+worker: $(STAMP)
+	$(BIN)/regfit worker
+
+lint: $(STAMP)
+	$(BIN)/ruff check service tests benchmarks migrations
+	$(BIN)/ruff format --check service tests benchmarks migrations
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format service tests benchmarks migrations
+	$(BIN)/ruff check --fix service tests benchmarks migrations
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: lint pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

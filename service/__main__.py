@@ -1,0 +1,6 @@
+"""`python -m service …` is the same as `regfit …`."""
+
+from service.cli import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

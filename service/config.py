@@ -1,0 +1,49 @@
+"""Settings: the one place that reads the environment (prefix ``REGFIT_``, or a ``.env`` file)."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service. Each field is read from ``REGFIT_<FIELD>``."""
+
+    model_config = SettingsConfigDict(env_prefix="REGFIT_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///./var/regfit.db"
+    data_dir: Path = Path("./var/data")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    executor: Literal["local", "celery"] = "local"
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+
+    # Limits: bad or oversized input is answered with 413/422, never a 500.
+    max_upload_bytes: int = Field(default=2 * 1024**3, ge=1)
+    max_rows: int = Field(default=50_000_000, ge=1)
+    max_columns: int = Field(default=10_000, ge=1)
+    max_predict_rows: int = Field(default=100_000, ge=1)
+    max_candidates: int = Field(default=10_000, ge=1)
+    job_time_limit_seconds: float = Field(default=3600.0, gt=0)
+    job_max_attempts: int = Field(default=3, ge=1)
+    heartbeat_seconds: float = Field(default=2.0, gt=0)
+    stale_after_seconds: float = Field(default=30.0, gt=0)
+    model_cache_size: int = Field(default=256, ge=1)
+
+    log_level: str = "info"
+    log_json: bool = True
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once."""
+    return Settings()

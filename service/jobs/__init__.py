@@ -1,0 +1,1 @@
+"""Training jobs: the durable queue, the executors and the runner."""

@@ -1,0 +1,303 @@
+"""Job executors: ``local`` (worker processes owned by the API) and ``celery``.
+
+The local executor runs a dispatcher thread in the API process. The jobs table is the
+queue: the dispatcher claims the oldest queued job with a conditional UPDATE and starts
+one worker process for it (at most ``REGFIT_WORKERS`` at a time). Worker processes come
+from a fork server that has already imported scikit-learn, so a job starts in
+milliseconds, and they die with the API process (``PR_SET_PDEATHSIG``), so a killed API
+leaves no orphan writing results. Cancelling or timing out a job terminates its process,
+which frees the slot at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from typing import Any, Protocol
+
+from service import errors
+from service.config import Settings
+from service.db import Database
+from service.jobs import service as jobs
+
+log = logging.getLogger("regfit.executor")
+
+POLL_SECONDS = 0.2
+TERMINATE_GRACE_SECONDS = 2.0
+RECOVERY_INTERVAL_SECONDS = 5.0
+_PR_SET_PDEATHSIG = 1
+
+
+class Executor(Protocol):
+    name: str
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def is_running(self) -> bool: ...
+    def submit(self, job_id: str) -> None: ...
+    def cancel(self, job_id: str) -> None: ...
+
+
+def _die_with_parent() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def worker_main(job_id: str, attempt: int, settings_json: str) -> None:
+    """Entry point of a local worker process."""
+    _die_with_parent()
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    from service.jobs import runner  # imported by the fork server already
+
+    settings = Settings.model_validate_json(settings_json)
+    db = Database(settings.database_url)
+    try:
+        runner.execute(job_id, attempt, db=db, settings=settings)
+    finally:
+        db.dispose()
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
+class _Running:
+    job_id: str
+    attempt: int
+    process: BaseProcess
+    started: float
+    stop_reason: str | None = None
+    stop_sent: float = 0.0
+
+
+class LocalExecutor:
+    """Worker processes owned by this API process, fed from the jobs table."""
+
+    name = "local"
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self.slots = settings.workers
+        self._running: dict[str, _Running] = {}
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_recovery = 0.0
+        self._last_heartbeat = 0.0
+        self._context: Any = None
+
+    # -- public API ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["service.jobs.runner"])
+        self._context = ctx
+        self._recover(at_start=True)
+        self._thread = threading.Thread(target=self._loop, name="regfit-dispatcher", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        # Jobs cut short by a shutdown go back to the queue for the next start.
+        for run in list(self._running.values()):
+            self._terminate(run.process)
+            with contextlib.suppress(Exception), self.db.session() as session:
+                jobs.requeue_or_fail(
+                    session=session,
+                    job_id=run.job_id,
+                    attempt=run.attempt,
+                    reason="the service shut down while the job ran",
+                    max_attempts=self.settings.job_max_attempts,
+                )
+        self._running.clear()
+
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and not self._stopping.is_set()
+
+    def submit(self, job_id: str) -> None:
+        self._wake.set()
+
+    def cancel(self, job_id: str) -> None:
+        self._wake.set()
+
+    def running_jobs(self) -> list[str]:
+        return list(self._running)
+
+    # -- dispatcher ---------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._tick()
+            except Exception:  # the database may be away for a moment; keep dispatching
+                log.exception("dispatcher tick failed")
+                time.sleep(1.0)
+            self._wake.wait(POLL_SECONDS)
+            self._wake.clear()
+
+    def _tick(self) -> None:
+        self._reap()
+        self._enforce()
+        now = time.monotonic()
+        if now - self._last_recovery > RECOVERY_INTERVAL_SECONDS:
+            self._recover(at_start=False)
+        self._dispatch()
+
+    def _reap(self) -> None:
+        for job_id, run in list(self._running.items()):
+            if run.process.is_alive():
+                continue
+            run.process.join(timeout=0)
+            del self._running[job_id]
+            code = run.process.exitcode
+            with self.db.session() as session:
+                state = jobs.statuses(session=session, job_ids=[job_id]).get(job_id)
+                if state != ("running", run.attempt):
+                    continue
+                # The process ended without finishing the job.
+                if run.stop_reason is not None:
+                    jobs.fail(session=session, job_id=job_id, attempt=run.attempt, problem=_problem(run.stop_reason))
+                else:
+                    jobs.requeue_or_fail(
+                        session=session,
+                        job_id=job_id,
+                        attempt=run.attempt,
+                        reason=f"worker process exited with code {code}",
+                        max_attempts=self.settings.job_max_attempts,
+                    )
+
+    def _enforce(self) -> None:
+        """Terminates cancelled and overdue jobs, refreshes the heartbeat of the rest."""
+        if not self._running:
+            return
+        with self.db.session(readonly=True) as session:
+            states = jobs.statuses(session=session, job_ids=list(self._running))
+        now = time.monotonic()
+        limit = self.settings.job_time_limit_seconds
+        for job_id, run in self._running.items():
+            if run.stop_reason is None and states.get(job_id) != ("running", run.attempt):
+                run.stop_reason = "cancelled"
+            elif run.stop_reason is None and now - run.started > limit:
+                run.stop_reason = f"time limit of {limit:g} s exceeded"
+            if run.stop_reason is not None:
+                self._signal(run, now)
+        if now - self._last_heartbeat >= self.settings.heartbeat_seconds:
+            self._last_heartbeat = now
+            with self.db.session() as session:
+                jobs.heartbeat(session=session, job_ids=list(self._running))
+
+    def _signal(self, run: _Running, now: float) -> None:
+        if run.stop_sent == 0.0:
+            run.stop_sent = now
+            with contextlib.suppress(Exception):
+                run.process.terminate()
+        elif now - run.stop_sent > TERMINATE_GRACE_SECONDS:
+            with contextlib.suppress(Exception):
+                run.process.kill()
+
+    def _dispatch(self) -> None:
+        free = self.slots - len(self._running)
+        if free <= 0 or self._stopping.is_set():
+            return
+        with self.db.session(readonly=True) as session:
+            candidates = jobs.next_queued(session=session, executor=self.name, limit=free * 2)
+        for job_id in candidates:
+            if self.slots - len(self._running) <= 0:
+                break
+            with self.db.session() as session:
+                # The owner's pid: while this API process lives it reaps its workers itself;
+                # once it dies they die too, and recovery sees the pid gone.
+                attempt = jobs.claim(session=session, job_id=job_id, pid=os.getpid())
+            if attempt is None:
+                continue  # another process took it
+            process = self._context.Process(
+                target=worker_main,
+                args=(job_id, attempt, self.settings.model_dump_json()),
+                name=f"regfit-job-{job_id}",
+                daemon=True,
+            )
+            try:
+                process.start()
+            except Exception as exc:
+                with self.db.session() as session:
+                    jobs.requeue_or_fail(
+                        session=session,
+                        job_id=job_id,
+                        attempt=attempt,
+                        reason=f"could not start a worker process: {exc}",
+                        max_attempts=self.settings.job_max_attempts,
+                    )
+                continue
+            self._running[job_id] = _Running(job_id, attempt, process, time.monotonic())
+
+    def _recover(self, *, at_start: bool) -> None:
+        """Re-queues (or fails) running jobs whose worker is gone."""
+        self._last_recovery = time.monotonic()
+        with self.db.session() as session:
+            orphans = {
+                job.id: job
+                for job in jobs.running_on_host(session=session, executor=self.name)
+                if job.id not in self._running and not pid_alive(job.worker_pid)
+            }
+            cutoff = jobs.stale_cutoff(self.settings.stale_after_seconds)
+            for job in jobs.stale_running(session=session, executor=self.name, older_than=cutoff):
+                if job.id not in self._running:
+                    orphans[job.id] = job
+            for job in orphans.values():
+                outcome = jobs.requeue_or_fail(
+                    session=session,
+                    job_id=job.id,
+                    attempt=job.attempts,
+                    reason="its worker process died",
+                    max_attempts=self.settings.job_max_attempts,
+                )
+                log.warning("recovered job %s (attempt %s): %s", job.id, job.attempts, outcome)
+
+    @staticmethod
+    def _terminate(process: BaseProcess) -> None:
+        with contextlib.suppress(Exception):
+            process.terminate()
+            process.join(TERMINATE_GRACE_SECONDS)
+            if process.is_alive():
+                process.kill()
+                process.join(1.0)
+
+
+def _problem(reason: str) -> dict[str, Any]:
+    if reason == "cancelled":
+        return errors.Conflict("job was cancelled").problem()
+    problem = errors.RegfitError(reason, status=504).problem()
+    problem.update(title="Job time limit exceeded", type=errors.PROBLEM_TYPE_BASE + "time-limit")
+    return problem
+
+
+def create_executor(settings: Settings, db: Database) -> Executor:
+    """The executor ``REGFIT_EXECUTOR`` names."""
+    if settings.executor == "celery":
+        from service.jobs.celery_executor import CeleryExecutor
+
+        return CeleryExecutor(settings, db)
+    return LocalExecutor(settings, db)

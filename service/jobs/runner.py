@@ -1,0 +1,115 @@
+"""Runs one attempt of a training job: load the dataset, fit, write the model.
+
+The runner receives only a job id and an attempt number and opens its own session; the
+local executor's worker processes and the Celery task both call :func:`execute`. Every
+write is conditional on the job still being ``running`` at that attempt, and the model row
+is inserted in the same transaction that marks the job succeeded (``models.job_id`` is
+unique), so a cancelled, re-queued or redelivered attempt can never write a second model.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable
+
+from service import errors
+from service.config import Settings
+from service.datasets import service as datasets
+from service.datasets import storage
+from service.db import Database
+from service.jobs import service as jobs
+from service.ml import fitting
+from service.ml.spec import JobSpec
+from service.models import service as models
+
+log = logging.getLogger("regfit.runner")
+
+PROGRESS_INTERVAL_SECONDS = 0.3
+STOP_CHECK_INTERVAL_SECONDS = 0.5
+
+
+class JobStopped(Exception):
+    """The job was cancelled (or re-assigned) while this attempt ran."""
+
+
+def _progress_writer(db: Database, job_id: str, attempt: int) -> Callable[[int, int, str], None]:
+    last = 0.0
+
+    def report(done: int, total: int, message: str) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if done < total and now - last < PROGRESS_INTERVAL_SECONDS:
+            return
+        last = now
+        with db.session() as session:
+            jobs.set_progress(
+                session=session, job_id=job_id, attempt=attempt, done=done, total=total, message=message
+            )
+
+    return report
+
+
+def _stop_checker(db: Database, job_id: str, attempt: int) -> Callable[[], bool]:
+    last = 0.0
+    stopped = False
+
+    def should_stop() -> bool:
+        nonlocal last, stopped
+        now = time.monotonic()
+        if stopped or now - last < STOP_CHECK_INTERVAL_SECONDS:
+            return stopped
+        last = now
+        with db.session(readonly=True) as session:
+            state = jobs.statuses(session=session, job_ids=[job_id]).get(job_id)
+        stopped = state != ("running", attempt)
+        return stopped
+
+    return should_stop
+
+
+def execute(job_id: str, attempt: int, *, db: Database, settings: Settings) -> str:
+    """Runs attempt ``attempt`` of job ``job_id`` to its end and returns the job's status."""
+    try:
+        with db.session(readonly=True) as session:
+            job = jobs.get(session=session, job_id=job_id)
+            if (job.status, job.attempts) != ("running", attempt):
+                return job.status
+            spec = JobSpec.model_validate(job.spec)
+            try:
+                dataset = datasets.get(session=session, dataset_id=job.dataset_id)
+            except errors.NotFound as exc:
+                raise errors.FitError(
+                    f"dataset {job.dataset_id!r} was deleted before the job ran",
+                    errors=[errors.field_error("/dataset_id", "dataset no longer exists")],
+                ) from exc
+            path = storage.dataset_path(settings, dataset)
+            sha256 = dataset.sha256
+        columns = storage.read_columns(path)
+        outcome = fitting.fit_job(
+            columns,
+            spec,
+            training_sha256=sha256,
+            progress=_progress_writer(db, job_id, attempt),
+            should_stop=_stop_checker(db, job_id, attempt),
+        )
+        with db.session() as session:
+            model = models.create_for_job(session=session, job_id=job_id, attempt=attempt, spec=spec, outcome=outcome)
+        return "succeeded" if model is not None else _status(db, job_id)
+    except errors.RegfitError as exc:
+        problem = exc.problem()
+    except Exception as exc:  # the job fails with the reason; the worker survives
+        log.exception("job %s attempt %s crashed", job_id, attempt)
+        problem = errors.RegfitError(
+            f"internal error while training: {type(exc).__name__}: {exc}", status=500
+        ).problem()
+        problem.update(title="Training crashed", traceback=traceback.format_exc(limit=5))
+    with db.session() as session:
+        jobs.fail(session=session, job_id=job_id, attempt=attempt, problem=problem)
+    return _status(db, job_id)
+
+
+def _status(db: Database, job_id: str) -> str:
+    with db.session(readonly=True) as session:
+        return jobs.get(session=session, job_id=job_id).status

@@ -1,0 +1,211 @@
+"""Job state transitions. The jobs table is the durable queue; every transition is one
+conditional UPDATE, so two processes can never both claim or both finish a job."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from service import errors
+from service.db import utcnow
+from service.jobs.schemas import TERMINAL_STATES
+from service.ml.spec import JobSpec
+from service.tables import Job
+
+HOSTNAME = socket.gethostname()
+
+
+def new_id() -> str:
+    return "job_" + uuid.uuid4().hex
+
+
+def create(*, session: Session, spec: JobSpec, executor: str, total: int) -> Job:
+    """Creates a queued job for ``spec``."""
+    job = Job(
+        id=new_id(),
+        name=spec.name,
+        dataset_id=spec.dataset_id,
+        status="queued",
+        spec=spec.model_dump(mode="json", exclude_none=False),
+        progress_done=0,
+        progress_total=total,
+        progress_message="queued",
+        attempts=0,
+        executor=executor,
+        dispatched=False,
+        created_at=utcnow(),
+    )
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get(*, session: Session, job_id: str) -> Job:
+    """Gets a job by its id."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise errors.NotFound(f"job {job_id!r} does not exist")
+    return job
+
+
+def list_page(*, session: Session, limit: int, offset: int, status: str | None = None) -> tuple[list[Job], int]:
+    """Lists jobs, newest first."""
+    query = select(Job)
+    count = select(func.count()).select_from(Job)
+    if status is not None:
+        query = query.where(Job.status == status)
+        count = count.where(Job.status == status)
+    rows = session.scalars(
+        query.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit).offset(offset)
+    ).all()
+    return list(rows), int(session.scalar(count) or 0)
+
+
+def cancel(*, session: Session, job_id: str) -> Job:
+    """Marks a queued or running job cancelled (its executor then stops the process)."""
+    job = get(session=session, job_id=job_id)
+    if job.status in TERMINAL_STATES:
+        raise errors.Conflict(
+            f"job {job_id!r} is already {job.status}; only queued or running jobs can be cancelled",
+            job_status=job.status,
+        )
+    now = utcnow()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(("queued", "running")))
+        .values(status="cancelled", finished_at=now, progress_message="cancelled")
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        session.refresh(job)
+        raise errors.Conflict(f"job {job_id!r} is already {job.status}", job_status=job.status)
+    session.flush()
+    session.refresh(job)
+    return job
+
+
+def claim(*, session: Session, job_id: str, pid: int | None = None) -> int | None:
+    """Moves ``job_id`` from queued to running; returns the new attempt number or None."""
+    now = utcnow()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "queued")
+        .values(
+            status="running",
+            attempts=Job.attempts + 1,
+            started_at=now,
+            heartbeat_at=now,
+            worker_host=HOSTNAME,
+            worker_pid=pid,
+            progress_message="starting",
+            error=None,
+        )
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    attempts = session.scalar(select(Job.attempts).where(Job.id == job_id))
+    return int(attempts) if attempts is not None else None
+
+
+def next_queued(*, session: Session, executor: str, limit: int) -> list[str]:
+    """The oldest queued job ids for ``executor``."""
+    rows = session.scalars(
+        select(Job.id)
+        .where(Job.status == "queued", Job.executor == executor)
+        .order_by(Job.created_at, Job.id)
+        .limit(limit)
+    ).all()
+    return list(rows)
+
+
+def heartbeat(*, session: Session, job_ids: list[str]) -> None:
+    """Refreshes the heartbeat of running jobs this process owns."""
+    if job_ids:
+        session.execute(
+            update(Job)
+            .where(Job.id.in_(job_ids), Job.status == "running")
+            .values(heartbeat_at=utcnow())
+        )
+
+
+def statuses(*, session: Session, job_ids: list[str]) -> dict[str, tuple[str, int]]:
+    """Status and attempt of each job."""
+    if not job_ids:
+        return {}
+    rows = session.execute(select(Job.id, Job.status, Job.attempts).where(Job.id.in_(job_ids)))
+    return {row.id: (row.status, row.attempts) for row in rows}
+
+
+def set_progress(*, session: Session, job_id: str, attempt: int, done: int, total: int, message: str) -> None:
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running", Job.attempts == attempt)
+        .values(progress_done=done, progress_total=total, progress_message=message[:255], heartbeat_at=utcnow())
+    )
+
+
+def fail(*, session: Session, job_id: str, attempt: int | None, problem: dict[str, Any]) -> bool:
+    """Marks a running job failed with ``problem``; False if it was no longer running."""
+    query = update(Job).where(Job.id == job_id, Job.status.in_(("running", "queued")))
+    if attempt is not None:
+        query = query.where(Job.attempts == attempt)
+    result = session.execute(
+        query.values(status="failed", error=problem, finished_at=utcnow(), progress_message="failed")
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def requeue_or_fail(*, session: Session, job_id: str, attempt: int, reason: str, max_attempts: int) -> str:
+    """A job whose worker died: back to the queue, or failed once attempts are used up."""
+    if attempt >= max_attempts:
+        problem = errors.RegfitError(
+            f"{reason}; gave up after {attempt} attempts", status=500
+        ).problem()
+        problem.update(title="Worker lost", type=errors.PROBLEM_TYPE_BASE + "worker-lost")
+        fail(session=session, job_id=job_id, attempt=attempt, problem=problem)
+        return "failed"
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running", Job.attempts == attempt)
+        .values(
+            status="queued",
+            started_at=None,
+            worker_pid=None,
+            heartbeat_at=None,
+            dispatched=False,
+            progress_done=0,
+            progress_message=f"re-queued: {reason}"[:255],
+        )
+    )
+    return "queued"
+
+
+def stale_running(*, session: Session, executor: str, older_than: datetime) -> list[Job]:
+    """Running jobs whose heartbeat stopped before ``older_than``."""
+    return list(
+        session.scalars(
+            select(Job).where(
+                Job.status == "running",
+                Job.executor == executor,
+                (Job.heartbeat_at.is_(None)) | (Job.heartbeat_at < older_than),
+            )
+        ).all()
+    )
+
+
+def running_on_host(*, session: Session, executor: str) -> list[Job]:
+    return list(
+        session.scalars(
+            select(Job).where(
+                Job.status == "running", Job.executor == executor, Job.worker_host == HOSTNAME
+            )
+        ).all()
+    )
+
+
+def stale_cutoff(seconds: float) -> datetime:
+    return utcnow() - timedelta(seconds=seconds)

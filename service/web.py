@@ -1,0 +1,74 @@
+"""Pieces every HTTP domain shares: the JSON response class, session dependencies, paging."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import orjson
+from fastapi import Depends, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+
+from service.config import Settings
+from service.db import Database
+
+_ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
+
+
+def dump_json(content: Any) -> bytes:
+    """Serialize with orjson (numpy arrays, datetimes as RFC 3339 with ``Z``)."""
+    return orjson.dumps(content, option=_ORJSON_OPTIONS)
+
+
+class FastJSONResponse(JSONResponse):
+    """A JSON response serialized by orjson."""
+
+    def render(self, content: Any) -> bytes:
+        return dump_json(content)
+
+
+def get_database(request: Request) -> Database:
+    db: Database = request.app.state.db
+    return db
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def write_session(request: Request) -> Iterator[Session]:
+    """One writing session per request: commits on success, rolls back on error."""
+    with get_database(request).session() as session:
+        yield session
+
+
+def read_session(request: Request) -> Iterator[Session]:
+    """A read-only session (``BEGIN DEFERRED`` on SQLite)."""
+    with get_database(request).session(readonly=True) as session:
+        yield session
+
+
+WriteSession = Annotated[Session, Depends(write_session)]
+ReadSession = Annotated[Session, Depends(read_session)]
+AppSettings = Annotated[Settings, Depends(get_settings_dep)]
+
+
+class Page:
+    """``limit``/``offset`` query parameters of every list route (newest first)."""
+
+    def __init__(
+        self,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> None:
+        self.limit = limit
+        self.offset = offset
+
+
+PageParams = Annotated[Page, Depends()]
+
+
+def page_body(items: list[Any], *, total: int, page: Page) -> dict[str, Any]:
+    return {"items": items, "total": total, "limit": page.limit, "offset": page.offset}
