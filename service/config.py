@@ -7,7 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,8 +39,19 @@ class Settings(BaseSettings):
     stale_after_seconds: float = Field(default=30.0, gt=0)
     model_cache_size: int = Field(default=256, ge=1)
 
+    # Authentication (service/auth.py). "auto": a key is required as soon as any key exists
+    # (REGFIT_API_KEYS or `regfit keys create`), else the API is open, which `regfit serve`
+    # allows on a loopback address only; "on": a key is always required; "off": open on purpose.
+    auth: Literal["auto", "on", "off"] = "auto"
+    # Comma-separated ``role:key`` pairs, e.g. ``admin:…,predictor:…`` (roles: admin, trainer,
+    # predictor). Kept only as hashes in memory; keys created by the CLI live hashed in the DB.
+    api_keys: SecretStr = SecretStr("")
+    # Verified keys are cached this long, so a revocation takes effect within it.
+    api_key_cache_seconds: float = Field(default=30.0, ge=0)
+
     log_level: str = "info"
     log_json: bool = True
+    access_log: bool = True  # one JSON line per request (turn off for the highest predict rates)
 
 
 @lru_cache
