@@ -1,0 +1,1 @@
+"""Pure numerics: penalties, preprocessing, fitting and metrics. No HTTP, no database."""

@@ -1,0 +1,341 @@
+"""The training job specification: what to fit, on which columns, and how to split and tune.
+
+These pydantic models are the request body of ``POST /v1/jobs``; a validation error's
+``loc`` becomes the JSON pointer of the offending field, so every rule lives on the
+model that owns the field it talks about.
+
+All models forbid unknown keys, so a typo (``"alhpa"``) is rejected instead of ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+PenaltyKind = Literal["l1", "l2", "elasticnet"]
+Scoring = Literal[
+    "r2", "neg_mean_squared_error", "neg_root_mean_squared_error", "neg_mean_absolute_error"
+]
+
+PENALTY_ALIASES: dict[str, PenaltyKind] = {
+    "l1": "l1",
+    "lasso": "l1",
+    "l2": "l2",
+    "ridge": "l2",
+    "elasticnet": "elasticnet",
+}
+SEARCHABLE = ("alpha", "l1_ratio", "penalty")
+
+# A finite, non-negative float; JSON integers are accepted, booleans and strings are not.
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1, strict=True)]
+
+
+def _spec_error(kind: str, message: str) -> PydanticCustomError:
+    # A custom error keeps the message free of pydantic's "Value error, " prefix.
+    return PydanticCustomError(kind, message)
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PenaltySpec(_Spec):
+    """The regularization penalty, in scikit-learn's form or in the seed's lambda form.
+
+    scikit-learn form: ``type`` with ``alpha`` (default 1.0) and, for ``elasticnet``,
+    ``l1_ratio`` (default 0.5), meaning exactly what they mean for ``Lasso``, ``Ridge``
+    and ``ElasticNet``.
+
+    Lambda form: ``lambda1`` and ``lambda2`` in ``J(θ) = MSE(θ) + λ1·Σ|θi| + λ2·Σθi²``;
+    ``type`` may be omitted and is inferred from which lambdas are positive. The exact
+    conversion is documented in :mod:`service.ml.penalties`.
+
+    After validation ``type`` is canonical (``l1``, ``l2``, ``elasticnet``; the aliases
+    ``lasso`` and ``ridge`` are normalised). It is ``None`` only in the scikit-learn form
+    when no type was given, which a job accepts only when tuning searches ``penalty``.
+    ``max_iter=None`` means the estimator's own default (1000 for Lasso/ElasticNet,
+    the solver's default for Ridge).
+    """
+
+    type: Literal["l1", "l2", "elasticnet", "lasso", "ridge"] | None = None
+    alpha: NonNegative | None = None
+    l1_ratio: Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)] | None = None
+    lambda1: NonNegative | None = None
+    lambda2: NonNegative | None = None
+    fit_intercept: bool = True
+    max_iter: Annotated[int, Field(ge=1, strict=True)] | None = None
+    tol: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)] = 1e-4
+    positive: bool = False
+
+    @property
+    def uses_lambda_form(self) -> bool:
+        """Whether the penalty was given as ``lambda1``/``lambda2``."""
+        return self.lambda1 is not None or self.lambda2 is not None
+
+    @model_validator(mode="after")
+    def _check_penalty_form(self) -> Self:
+        kind = PENALTY_ALIASES[self.type] if self.type is not None else None
+        if self.uses_lambda_form:
+            sklearn_keys = [k for k in ("alpha", "l1_ratio") if getattr(self, k) is not None]
+            if sklearn_keys:
+                raise _spec_error(
+                    "penalty_form",
+                    f"give either the scikit-learn form (alpha, l1_ratio) or the lambda form "
+                    f"(lambda1, lambda2), not both: got {', '.join(sklearn_keys)} "
+                    f"together with lambda1/lambda2",
+                )
+            lambda1, lambda2 = self.lambda1 or 0.0, self.lambda2 or 0.0
+            if lambda1 == 0 and lambda2 == 0:
+                raise _spec_error(
+                    "penalty_lambda",
+                    "lambda1 and lambda2 are both 0: at least one must be positive "
+                    "(for an unpenalized fit use type 'l2' with alpha 0)",
+                )
+            inferred: PenaltyKind = (
+                "elasticnet" if lambda1 > 0 and lambda2 > 0 else "l1" if lambda1 > 0 else "l2"
+            )
+            if kind is not None and kind != inferred:
+                raise _spec_error(
+                    "penalty_type_mismatch",
+                    f"type '{self.type}' does not match lambda1={lambda1}, lambda2={lambda2}, "
+                    f"which describe an '{inferred}' penalty (lambda1 > 0 only: l1; "
+                    f"lambda2 > 0 only: l2; both > 0: elasticnet)",
+                )
+            self.type = inferred
+            return self
+        if kind is not None and kind != "elasticnet" and self.l1_ratio is not None:
+            raise _spec_error(
+                "penalty_l1_ratio",
+                f"l1_ratio applies only to type 'elasticnet', not '{self.type}'",
+            )
+        self.type = kind
+        if self.alpha is None:
+            self.alpha = 1.0
+        if kind == "elasticnet" and self.l1_ratio is None:
+            self.l1_ratio = 0.5
+        return self
+
+
+class PreprocessingSpec(_Spec):
+    """How input columns become the design matrix (see :mod:`service.ml.pipeline`)."""
+
+    scaling: Literal["standard", "none"] = "standard"
+    impute: Literal["mean", "median", "none"] = "mean"
+    categorical: Literal["onehot", "drop"] = "onehot"
+
+
+class SplitSpec(_Spec):
+    """``sklearn.model_selection.train_test_split`` arguments; ``test_size`` 0 means no test set.
+
+    ``test_size`` is a fraction in [0, 1) or a number of rows (an integer >= 0).
+    """
+
+    test_size: StrictInt | StrictFloat = 0.2
+    shuffle: bool = True
+    random_state: Seed | None = 0
+
+    @field_validator("test_size")
+    @classmethod
+    def _check_test_size(cls, value: int | float) -> int | float:
+        if isinstance(value, int):
+            if value < 0:
+                raise _spec_error("test_size", "an integer test_size is a row count: must be >= 0")
+        elif not (math.isfinite(value) and 0 <= value < 1):
+            raise _spec_error(
+                "test_size",
+                "a fractional test_size must be in [0, 1); give an integer for a row count",
+            )
+        return value
+
+
+class CVSpec(_Spec):
+    """``sklearn.model_selection.KFold`` arguments for tuning."""
+
+    folds: Annotated[int, Field(ge=2, strict=True)] = 5
+    shuffle: bool = False
+    random_state: Seed | None = None
+
+    @model_validator(mode="after")
+    def _check_seed_needs_shuffle(self) -> Self:
+        # KFold itself rejects this combination; say so before the job is queued.
+        if self.random_state is not None and not self.shuffle:
+            raise _spec_error(
+                "cv_random_state",
+                "random_state has no effect when shuffle is false: set shuffle to true "
+                "or leave random_state null",
+            )
+        return self
+
+
+class RangeSpec(_Spec):
+    """A continuous search dimension for random/Bayesian search: ``[low, high]``, optionally log."""
+
+    low: Annotated[float, Field(allow_inf_nan=False, strict=True)]
+    high: Annotated[float, Field(allow_inf_nan=False, strict=True)]
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _check_bounds(self) -> Self:
+        if not self.low < self.high:
+            raise _spec_error("range_bounds", f"low ({self.low}) must be < high ({self.high})")
+        if self.log and self.low <= 0:
+            raise _spec_error("range_log", "a log range needs low > 0")
+        return self
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_dimension(key: str, values: Any) -> list[float] | list[str] | RangeSpec:
+    """Validate and normalise one search dimension of ``TuningSpec.space``."""
+    if isinstance(values, RangeSpec | dict):
+        if key == "penalty":
+            raise _spec_error("space_penalty", "space.penalty must be a list of penalty types")
+        spec = values if isinstance(values, RangeSpec) else RangeSpec.model_validate(values)
+        if key == "alpha" and spec.low < 0:
+            raise _spec_error("space_range", "space.alpha: low must be >= 0")
+        if key == "l1_ratio" and not (spec.low >= 0 and spec.high <= 1):
+            raise _spec_error("space_range", "space.l1_ratio: the range must lie within [0, 1]")
+        return spec
+    if not isinstance(values, list) or not values:
+        raise _spec_error(
+            "space_values", f"space.{key} must be a non-empty list (or a range object)"
+        )
+    if key == "penalty":
+        kinds: list[str] = []
+        for i, value in enumerate(values):
+            if not isinstance(value, str) or value not in PENALTY_ALIASES:
+                raise _spec_error(
+                    "space_penalty",
+                    f"space.penalty[{i}]: {value!r} is not one of {', '.join(PENALTY_ALIASES)}",
+                )
+            if PENALTY_ALIASES[value] not in kinds:
+                kinds.append(PENALTY_ALIASES[value])
+        return kinds
+    numbers: list[float] = []
+    for i, value in enumerate(values):
+        if not _number(value) or not math.isfinite(value):
+            raise _spec_error("space_values", f"space.{key}[{i}]: {value!r} is not a finite number")
+        if value < 0 or (key == "l1_ratio" and value > 1):
+            bound = "in [0, 1]" if key == "l1_ratio" else ">= 0"
+            raise _spec_error("space_values", f"space.{key}[{i}]: {value!r} must be {bound}")
+        numbers.append(float(value))
+    return numbers
+
+
+class TuningSpec(_Spec):
+    """A cross-validated hyper-parameter search over ``alpha``, ``l1_ratio`` and ``penalty``.
+
+    ``space`` maps each searched dimension to a list of values, or (for ``random`` and
+    ``bayesian`` only) to a :class:`RangeSpec`. Dimensions not searched take their values
+    from the job's ``penalty``. After validation ``penalty`` values are canonical and
+    de-duplicated and numeric values are floats.
+    """
+
+    strategy: Literal["grid", "random", "bayesian"] = "grid"
+    space: dict[str, list[float] | list[str] | RangeSpec]
+    n_trials: Annotated[int, Field(ge=1, strict=True)] = 50
+    cv: CVSpec = Field(default_factory=CVSpec)
+    scoring: Scoring = "r2"
+    timeout_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)] | None = None
+    select: Literal["best", "1se"] = "best"
+    random_state: Seed | None = 0
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _check_space(cls, space: Any) -> Any:
+        if not isinstance(space, dict):
+            return space  # pydantic reports the type error
+        unknown = sorted(set(space) - set(SEARCHABLE))
+        if unknown:
+            raise _spec_error(
+                "space_keys",
+                f"unknown search dimension(s) {', '.join(map(repr, unknown))}; "
+                f"allowed: {', '.join(SEARCHABLE)}",
+            )
+        if not space:
+            raise _spec_error(
+                "space_empty", f"space must search at least one of {', '.join(SEARCHABLE)}"
+            )
+        return {key: _check_dimension(key, values) for key, values in space.items()}
+
+    @model_validator(mode="after")
+    def _check_ranges_need_sampling(self) -> Self:
+        ranged = [key for key, values in self.space.items() if isinstance(values, RangeSpec)]
+        if ranged and self.strategy == "grid":
+            raise _spec_error(
+                "space_grid_range",
+                f"a grid search needs lists of values; space.{ranged[0]} is a range "
+                f"(ranges are for strategy 'random' or 'bayesian')",
+            )
+        return self
+
+
+class JobSpec(_Spec):
+    """A training job: dataset, target, features, penalty, preprocessing, split and tuning.
+
+    ``features: null`` means every column except the target.
+    """
+
+    dataset_id: Annotated[str, Field(min_length=1)]
+    target: Annotated[str, Field(min_length=1)]
+    features: list[str] | None = None
+    penalty: PenaltySpec
+    preprocessing: PreprocessingSpec = Field(default_factory=PreprocessingSpec)
+    split: SplitSpec = Field(default_factory=SplitSpec)
+    tuning: TuningSpec | None = None
+    name: Annotated[str, Field(max_length=200)] | None = None
+
+    @field_validator("features")
+    @classmethod
+    def _check_features(cls, features: list[str] | None) -> list[str] | None:
+        if features is None:
+            return None
+        if not features:
+            raise _spec_error(
+                "features_empty", "features must name at least one column (or be null)"
+            )
+        duplicates = [name for name, count in Counter(features).items() if count > 1]
+        if duplicates:
+            raise _spec_error(
+                "features_duplicate", f"duplicate feature(s): {', '.join(map(repr, duplicates))}"
+            )
+        return features
+
+    @model_validator(mode="after")
+    def _check_job(self) -> Self:
+        if self.features is not None and self.target in self.features:
+            raise _spec_error(
+                "target_in_features", f"the target {self.target!r} cannot also be a feature"
+            )
+        space = self.tuning.space if self.tuning is not None else {}
+        searched_kinds = space.get("penalty")
+        if self.penalty.type is None and searched_kinds is None:
+            raise _spec_error(
+                "penalty_type_required",
+                "penalty.type is required (l1, l2 or elasticnet; or give lambda1/lambda2) "
+                "unless tuning.space searches 'penalty'",
+            )
+        if "l1_ratio" in space:
+            kinds = searched_kinds if isinstance(searched_kinds, list) else [self.penalty.type]
+            if "elasticnet" not in kinds:
+                raise _spec_error(
+                    "space_l1_ratio",
+                    "tuning.space.l1_ratio applies only to 'elasticnet', which this job "
+                    "neither uses nor searches",
+                )
+        return self
