@@ -1,0 +1,355 @@
+"""Preprocessing: columns in, the design matrix out, equal to scikit-learn's pipeline.
+
+For a :class:`~service.ml.spec.PreprocessingSpec` the design matrix is exactly what
+
+.. code-block:: python
+
+    ColumnTransformer([
+        ("num", make_pipeline(SimpleImputer(strategy=impute), StandardScaler()), numeric),
+        ("cat", OneHotEncoder(handle_unknown="ignore", sparse_output=False), categorical),
+    ])
+
+produces (the imputer is omitted for ``impute="none"``, the scaler for
+``scaling="none"``, the ``cat`` block for ``categorical="drop"``): the numeric block
+first, then the one-hot block. The fitted scikit-learn transformers are used as they
+are, and their parameters are read back into plain lists for the portable model.
+
+Columns arrive as ``Mapping[str, np.ndarray]``: numeric columns (any integer, float or
+bool dtype) with NaN for missing values, text columns as object (or unicode) arrays of
+``str`` with ``None`` (or a float NaN) for missing values. A missing text value is a
+category of its own, as ``OneHotEncoder`` treats ``None``.
+
+Validation lives here, in :func:`select_features` and :func:`target_values`: every
+problem with the data is a :class:`~service.errors.FitError` naming the column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.impute import SimpleImputer
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from service.errors import FitError
+from service.ml.spec import PreprocessingSpec
+
+Columns = Mapping[str, np.ndarray]
+Rows = np.ndarray  # integer row indices into the columns
+
+MISSING_CATEGORY_LABEL = "<missing>"
+
+
+@dataclass(frozen=True)
+class FeatureLayout:
+    """Which columns feed the model, and how.
+
+    Attributes
+    ----------
+    target : str
+        The target column.
+    features : tuple of str
+        The input features used, in input order (the order of a prediction row).
+    numeric, categorical : tuple of str
+        ``features`` split by kind, each in input order.
+    dropped : tuple of str
+        Text columns left out because ``categorical="drop"``.
+    dtypes : dict
+        Each used feature's dtype: the numpy dtype name, or ``"string"`` for text.
+    """
+
+    target: str
+    features: tuple[str, ...]
+    numeric: tuple[str, ...]
+    categorical: tuple[str, ...]
+    dropped: tuple[str, ...]
+    dtypes: dict[str, str]
+
+
+def _is_numeric(array: np.ndarray) -> bool:
+    return array.dtype.kind in "biuf"
+
+
+def _is_text(array: np.ndarray) -> bool:
+    return array.dtype.kind in "OUS"
+
+
+def _quoted(names: Sequence[str]) -> str:
+    return ", ".join(repr(name) for name in names)
+
+
+def n_rows_of(columns: Columns) -> int:
+    """Return the common length of the columns.
+
+    Raises
+    ------
+    FitError
+        If there are no columns or they differ in length.
+    """
+    lengths = {name: len(values) for name, values in columns.items()}
+    if not lengths:
+        raise FitError("the dataset has no columns")
+    if len(set(lengths.values())) > 1:
+        raise FitError(f"columns differ in length: {lengths}")
+    return next(iter(lengths.values()))
+
+
+def select_features(
+    columns: Columns, *, target: str, features: Sequence[str] | None, prep: PreprocessingSpec
+) -> FeatureLayout:
+    """Decide which columns are numeric or categorical features, and validate them.
+
+    ``features=None`` means every column except the target, in the dataset's order.
+
+    Raises
+    ------
+    FitError
+        For unknown names, a column of an unsupported dtype, a text column holding
+        non-text values, infinite values, missing values with ``impute="none"``, or
+        no usable feature at all.
+    """
+    n_rows_of(columns)
+    names = [name for name in columns if name != target] if features is None else list(features)
+    unknown = [name for name in [target, *names] if name not in columns]
+    if unknown:
+        raise FitError(
+            f"unknown column(s) {_quoted(unknown)}; the dataset has {_quoted(list(columns))}"
+        )
+    if target in names:
+        raise FitError(f"the target {target!r} cannot also be a feature")
+
+    numeric: list[str] = []
+    categorical: list[str] = []
+    dropped: list[str] = []
+    dtypes: dict[str, str] = {}
+    problems: list[str] = []
+    for name in names:
+        values = columns[name]
+        if _is_numeric(values):
+            numeric.append(name)
+            dtypes[name] = values.dtype.name
+            as_float = values.astype(np.float64, copy=False)
+            n_infinite = int(np.isinf(as_float).sum())
+            if n_infinite:
+                problems.append(f"column {name!r} has {n_infinite} infinite value(s)")
+            n_missing = int(np.isnan(as_float).sum())
+            if n_missing and prep.impute == "none":
+                problems.append(
+                    f"column {name!r} has {n_missing} missing value(s) and "
+                    f"preprocessing.impute is 'none' (use 'mean' or 'median', or drop the column)"
+                )
+        elif _is_text(values):
+            if prep.categorical == "drop":
+                dropped.append(name)
+                continue
+            categorical.append(name)
+            dtypes[name] = "string"
+            odd = {type(v).__name__ for v in values.tolist() if not _is_text_value(v)}
+            if odd:
+                problems.append(
+                    f"column {name!r} mixes text with non-text values ({', '.join(sorted(odd))})"
+                )
+        else:
+            problems.append(f"column {name!r} has unsupported dtype {values.dtype}")
+    if problems:
+        raise FitError("; ".join(problems))
+    used = [name for name in names if name in dtypes]
+    if not used:
+        reason = (
+            f" (text column(s) {_quoted(dropped)} dropped because preprocessing.categorical "
+            f"is 'drop')"
+            if dropped
+            else ""
+        )
+        raise FitError(f"no usable feature columns{reason}")
+    return FeatureLayout(
+        target=target,
+        features=tuple(used),
+        numeric=tuple(numeric),
+        categorical=tuple(categorical),
+        dropped=tuple(dropped),
+        dtypes=dtypes,
+    )
+
+
+def target_values(columns: Columns, target: str) -> np.ndarray:
+    """Return the target column as float64, rejecting missing or non-numeric values.
+
+    Rows whose target is missing are an error, never silently dropped.
+
+    Raises
+    ------
+    FitError
+        If the target is unknown, not numeric, or has missing or infinite values.
+    """
+    if target not in columns:
+        raise FitError(
+            f"unknown target column {target!r}; the dataset has {_quoted(list(columns))}"
+        )
+    values = columns[target]
+    if not _is_numeric(values):
+        raise FitError(f"the target column {target!r} is not numeric (dtype {values.dtype})")
+    y = values.astype(np.float64)
+    missing = np.flatnonzero(np.isnan(y))
+    if missing.size:
+        shown = ", ".join(str(i) for i in missing[:10]) + (", …" if missing.size > 10 else "")
+        raise FitError(
+            f"the target column {target!r} has {missing.size} missing value(s) (rows {shown}); "
+            f"rows with a missing target are not dropped silently: remove them or pick "
+            f"another target"
+        )
+    n_infinite = int(np.isinf(y).sum())
+    if n_infinite:
+        raise FitError(f"the target column {target!r} has {n_infinite} infinite value(s)")
+    return y
+
+
+def _is_text_value(value: object) -> bool:
+    # A float NaN in a text column is a missing value, as None is.
+    return value is None or isinstance(value, str) or (isinstance(value, float) and value != value)
+
+
+def _numeric_block(columns: Columns, names: Sequence[str], rows: Rows) -> np.ndarray:
+    if not names:
+        return np.empty((len(rows), 0), dtype=np.float64)
+    return np.column_stack([columns[name][rows].astype(np.float64) for name in names])
+
+
+def _text_block(columns: Columns, names: Sequence[str], rows: Rows) -> np.ndarray:
+    block = np.empty((len(rows), len(names)), dtype=object)
+    for j, name in enumerate(names):
+        block[:, j] = [
+            None if value is not None and not isinstance(value, str) else value
+            for value in columns[name][rows].tolist()
+        ]
+    return block
+
+
+def category_label(category: str | None) -> str:
+    """Return the name part of a one-hot column: the category, or ``<missing>`` for None."""
+    return MISSING_CATEGORY_LABEL if category is None else category
+
+
+def transformed_feature_names(
+    numeric: Sequence[str], categorical: Sequence[str], categories: Sequence[Sequence[str | None]]
+) -> list[str]:
+    """Name the design matrix's columns: numeric names, then ``"<column>=<category>"``.
+
+    Names are made unique (``"a=b#2"``) in the unlikely case a column is itself called
+    like a one-hot column, so that coefficients can be keyed by name.
+    """
+    candidates = list(numeric)
+    for name, cats in zip(categorical, categories, strict=True):
+        candidates.extend(f"{name}={category_label(category)}" for category in cats)
+    names: list[str] = []
+    seen: set[str] = set()
+    for candidate in candidates:
+        unique, k = candidate, 1
+        while unique in seen:
+            k += 1
+            unique = f"{candidate}#{k}"
+        seen.add(unique)
+        names.append(unique)
+    return names
+
+
+class DesignTransformer:
+    """Fit and apply the preprocessing of :class:`PreprocessingSpec` to columns.
+
+    Parameters
+    ----------
+    layout : FeatureLayout
+        The validated feature columns.
+    prep : PreprocessingSpec
+        Imputation, scaling and categorical handling.
+
+    Attributes
+    ----------
+    imputer_ : SimpleImputer or None
+    scaler_ : StandardScaler or None
+    encoder_ : OneHotEncoder or None
+    feature_names_out_ : list of str
+        The design matrix's column names.
+    """
+
+    def __init__(self, layout: FeatureLayout, prep: PreprocessingSpec) -> None:
+        self.layout = layout
+        self.prep = prep
+
+    def fit_transform(self, columns: Columns, rows: Rows) -> np.ndarray:
+        """Fit on ``rows`` of ``columns`` and return their design matrix."""
+        layout, prep = self.layout, self.prep
+        numeric = _numeric_block(columns, layout.numeric, rows)
+        self.imputer_: SimpleImputer | None = None
+        self.scaler_: StandardScaler | None = None
+        self.encoder_: OneHotEncoder | None = None
+        if layout.numeric and prep.impute != "none":
+            empty = [
+                name
+                for name, all_nan in zip(layout.numeric, np.isnan(numeric).all(axis=0), strict=True)
+                if all_nan
+            ]
+            if empty:
+                raise FitError(
+                    f"column(s) {_quoted(empty)} have no observed value in the training rows, "
+                    f"so there is nothing to impute from"
+                )
+            self.imputer_ = SimpleImputer(strategy=prep.impute)
+            numeric = self.imputer_.fit_transform(numeric)
+        if layout.numeric and prep.scaling == "standard":
+            self.scaler_ = StandardScaler()
+            numeric = self.scaler_.fit_transform(numeric)
+        blocks = [numeric]
+        if layout.categorical:
+            self.encoder_ = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+            blocks.append(
+                self.encoder_.fit_transform(_text_block(columns, layout.categorical, rows))
+            )
+        self.feature_names_out_ = transformed_feature_names(
+            layout.numeric, layout.categorical, self.categories()
+        )
+        return np.hstack(blocks) if len(blocks) > 1 else blocks[0]
+
+    def transform(self, columns: Columns, rows: Rows) -> np.ndarray:
+        """Return the design matrix of ``rows`` with the fitted parameters."""
+        numeric = _numeric_block(columns, self.layout.numeric, rows)
+        if self.imputer_ is not None:
+            numeric = self.imputer_.transform(numeric)
+        if self.scaler_ is not None:
+            numeric = self.scaler_.transform(numeric)
+        blocks = [numeric]
+        if self.encoder_ is not None:
+            blocks.append(
+                self.encoder_.transform(_text_block(columns, self.layout.categorical, rows))
+            )
+        return np.hstack(blocks) if len(blocks) > 1 else blocks[0]
+
+    def categories(self) -> list[list[str | None]]:
+        """Return each categorical feature's categories, in one-hot column order."""
+        if self.encoder_ is None:
+            return []
+        return [list(cats.tolist()) for cats in self.encoder_.categories_]
+
+    def numeric_parameters(self) -> dict[str, Any]:
+        """Return the fitted numeric preprocessing as plain lists (the portable form)."""
+        imputer, scaler = self.imputer_, self.scaler_
+        return {
+            "names": list(self.layout.numeric),
+            "impute": self.prep.impute,
+            "impute_values": None if imputer is None else imputer.statistics_.tolist(),
+            "scaling": self.prep.scaling,
+            "means": None if scaler is None else scaler.mean_.tolist(),
+            "scales": None if scaler is None else scaler.scale_.tolist(),
+        }
+
+
+def build_design(
+    columns: Columns, layout: FeatureLayout, prep: PreprocessingSpec, *, rows: Rows | None = None
+) -> tuple[DesignTransformer, np.ndarray]:
+    """Fit the preprocessing on ``rows`` (default: all rows) and return it with their matrix."""
+    if rows is None:
+        rows = np.arange(n_rows_of(columns))
+    design = DesignTransformer(layout, prep)
+    return design, design.fit_transform(columns, rows)
