@@ -1,0 +1,250 @@
+"""Fit a training job: split, preprocess, fit the penalized estimator, score, export.
+
+:func:`fit_job` is what a worker runs for a job. The result equals, on the same rows,
+
+.. code-block:: python
+
+    train, test = train_test_split(np.arange(n_rows), test_size=..., shuffle=...,
+                                   random_state=...)
+    pipeline = make_pipeline(<preprocessing of service.ml.pipeline>, penalty.estimator())
+    pipeline.fit(X[train], y[train])
+
+with the coefficients, intercept and metrics of that pipeline, and the model as a
+portable document (:mod:`service.models.portable`).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from service.errors import FitError, RegfitError
+from service.ml.metrics import finite_or_none, regression_metrics
+from service.ml.penalties import penalty_notations, resolve_penalty
+from service.ml.pipeline import (
+    Columns,
+    DesignTransformer,
+    FeatureLayout,
+    select_features,
+    target_values,
+)
+from service.ml.spec import JobSpec, SplitSpec
+from service.models import portable
+
+Progress = Callable[[int, int, str], None]
+StopCheck = Callable[[], bool]
+
+
+class FitCancelled(RegfitError):
+    """Raised when ``should_stop`` asks a fit to stop (the job was cancelled or taken over)."""
+
+    status = 409
+    slug = "cancelled"
+    title = "Job cancelled"
+
+
+@dataclass
+class FitOutcome:
+    """What a fit produces: the portable model document and the model summary."""
+
+    portable: dict[str, Any]
+    summary: dict[str, Any]
+
+
+def _no_progress(done: int, total: int, message: str) -> None:
+    return None
+
+
+def _never() -> bool:
+    return False
+
+
+def split_rows(n_rows: int, split: SplitSpec) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(train, test)`` row indices exactly as ``train_test_split`` picks them.
+
+    ``test_size`` 0 trains on every row (in order) with an empty test set.
+
+    Raises
+    ------
+    FitError
+        If the split leaves no training row, or ``test_size`` exceeds the rows.
+    """
+    rows = np.arange(n_rows)
+    if split.test_size == 0:
+        return rows, rows[:0]
+    try:
+        train, test = train_test_split(
+            rows, test_size=split.test_size, shuffle=split.shuffle, random_state=split.random_state
+        )
+    except ValueError as exc:
+        raise FitError(
+            f"cannot split {n_rows} rows with test_size={split.test_size}: {exc}"
+        ) from exc
+    return np.asarray(train), np.asarray(test)
+
+
+def _tune(
+    columns: Columns, layout: FeatureLayout, y: np.ndarray, train: np.ndarray, spec: JobSpec
+) -> Any:
+    """Run the cross-validated search of ``spec.tuning`` on the training rows."""
+    raise FitError("tuning is not available in this build")
+
+
+def coefficient_tables(
+    design: DesignTransformer, coef: np.ndarray, intercept: float
+) -> tuple[dict[str, dict[str, float | None]], dict[str, float | None]]:
+    """Express the fitted model in scaled units (as fitted) and in the original units.
+
+    A numeric feature's original-unit coefficient is ``coef/scale``; the intercept absorbs
+    the centring, ``b - Σ coef_j·mean_j/scale_j``. One-hot columns are the same in both.
+    """
+    names = design.feature_names_out_
+    n_numeric = len(design.layout.numeric)
+    scaler = design.scaler_
+    original = coef.astype(np.float64).copy()
+    original_intercept = float(intercept)
+    if scaler is not None:
+        original[:n_numeric] = coef[:n_numeric] / scaler.scale_
+        original_intercept = float(intercept - np.sum(original[:n_numeric] * scaler.mean_))
+    return (
+        {
+            "original": {n: finite_or_none(c) for n, c in zip(names, original, strict=True)},
+            "scaled": {n: finite_or_none(c) for n, c in zip(names, coef, strict=True)},
+        },
+        {"original": finite_or_none(original_intercept), "scaled": finite_or_none(intercept)},
+    )
+
+
+def fit_job(
+    columns: Columns,
+    spec: JobSpec,
+    *,
+    training_sha256: str,
+    progress: Progress = _no_progress,
+    should_stop: StopCheck = _never,
+) -> FitOutcome:
+    """Fit the job's penalized linear model on its training split.
+
+    Parameters
+    ----------
+    columns : mapping of str to ndarray
+        The dataset's columns, rows in upload order (see :mod:`service.ml.pipeline`).
+    spec : JobSpec
+        The validated job.
+    training_sha256 : str
+        The dataset's digest, recorded in the portable model.
+    progress : callable, optional
+        Called as ``progress(done, total, message)``.
+    should_stop : callable, optional
+        Polled between steps; when it returns True the fit raises :class:`FitCancelled`.
+
+    Returns
+    -------
+    FitOutcome
+
+    Raises
+    ------
+    FitError
+        For data the job cannot use (see :mod:`service.ml.pipeline`) or a bad split.
+    FitCancelled
+        When ``should_stop()`` turns true.
+    """
+    layout = select_features(
+        columns, target=spec.target, features=spec.features, prep=spec.preprocessing
+    )
+    y = target_values(columns, spec.target)
+    train, test = split_rows(len(y), spec.split)
+    if spec.tuning is not None:
+        _tune(columns, layout, y, train, spec)
+    penalty = resolve_penalty(spec.penalty, len(train))
+    if should_stop():
+        raise FitCancelled("the job was asked to stop")
+
+    progress(0, 1, "fitting")
+    design = DesignTransformer(layout, spec.preprocessing)
+    estimator = penalty.estimator()
+    started = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        # Convergence and similar warnings are results to report, not failures.
+        warnings.simplefilter("always")
+        X_train = design.fit_transform(columns, train)
+        estimator.fit(X_train, y[train])
+    fit_seconds = time.perf_counter() - started
+    if should_stop():
+        raise FitCancelled("the job was asked to stop")
+
+    train_metrics = regression_metrics(y[train], estimator.predict(X_train))
+    test_metrics = None
+    if len(test):
+        test_metrics = regression_metrics(
+            y[test], estimator.predict(design.transform(columns, test))
+        )
+
+    coef = np.asarray(estimator.coef_, dtype=np.float64).ravel()
+    intercept = float(np.ravel(estimator.intercept_)[0])  # 0.0 when fit_intercept is False
+    notations = penalty_notations(penalty, len(train))
+    coefficients, intercepts = coefficient_tables(design, coef, intercept)
+    summary: dict[str, Any] = {
+        "target": spec.target,
+        "features": list(layout.features),
+        "dropped_features": list(layout.dropped),
+        "feature_names_out": list(design.feature_names_out_),
+        "penalty": notations,
+        "preprocessing": spec.preprocessing.model_dump(),
+        "coefficients": coefficients,
+        "intercept": intercepts,
+        "n_nonzero": int(np.count_nonzero(coef)),
+        "metrics": {"train": train_metrics, "test": test_metrics, "cv": None},
+        "tuning": None,
+        "fit_seconds": fit_seconds,
+        "n_train": len(train),
+        "n_test": len(test),
+        "split": spec.split.model_dump(),
+        "warnings": _warning_messages(caught),
+    }
+    document = _portable_document(layout, design, coef, intercept, notations, training_sha256)
+    progress(1, 1, "done")
+    return FitOutcome(portable=document, summary=summary)
+
+
+def _warning_messages(caught: list[warnings.WarningMessage]) -> list[str]:
+    messages: list[str] = []
+    for record in caught:
+        text = f"{record.category.__name__}: {record.message}"
+        if text not in messages:
+            messages.append(text)
+    return messages
+
+
+def _portable_document(
+    layout: FeatureLayout,
+    design: DesignTransformer,
+    coef: np.ndarray,
+    intercept: float,
+    notations: dict[str, Any],
+    training_sha256: str,
+) -> dict[str, Any]:
+    if not (np.all(np.isfinite(coef)) and np.isfinite(intercept)):
+        raise FitError("the fit produced non-finite coefficients; try a larger alpha or scaling")
+    kinds = {name: "numeric" for name in layout.numeric}
+    kinds.update({name: "categorical" for name in layout.categorical})
+    return portable.make_document(
+        target=layout.target,
+        features=[
+            {"name": name, "kind": kinds[name], "dtype": layout.dtypes[name]}
+            for name in layout.features
+        ],
+        numeric=design.numeric_parameters(),
+        categorical={"names": list(layout.categorical), "categories": design.categories()},
+        coef=coef.tolist(),
+        intercept=intercept,
+        feature_names_out=design.feature_names_out_,
+        penalty=notations,
+        training_data_sha256=training_sha256,
+    )
