@@ -13,25 +13,16 @@ from fastapi.responses import Response
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service import errors, migrate
+from service import auth, errors, migrate, observability
 from service.config import Settings, get_settings
 from service.datasets import routes as dataset_routes
 from service.db import Database
 from service.jobs import executor as job_executor
 from service.jobs import routes as job_routes
 from service.models import routes as model_routes
-from service.web import FastJSONResponse, dump_json
+from service.web import FastJSONResponse, problem_response
 
 log = logging.getLogger("regfit")
-
-
-def problem_response(problem: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    return Response(
-        content=dump_json(problem),
-        status_code=int(problem["status"]),
-        media_type=errors.PROBLEM_CONTENT_TYPE,
-        headers=headers,
-    )
 
 
 def _json_pointer(loc: tuple[Any, ...] | list[Any]) -> str:
@@ -81,7 +72,10 @@ def install_error_handlers(app: FastAPI) -> None:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         err = errors.RegfitError("internal error; see the server log", status=500)
         err.title, err.slug = "Internal server error", "internal"
-        return problem_response(err.problem())
+        # Runs outside the observability middleware, which would otherwise add the header.
+        request_id = observability.current_request_id()
+        headers = {observability.REQUEST_ID_HEADER: request_id} if request_id else None
+        return problem_response(err.problem(), headers=headers)
 
 
 def create_app(settings: Settings | None = None, *, start_executor: bool = True) -> FastAPI:
@@ -141,4 +135,8 @@ def create_app(settings: Settings | None = None, *, start_executor: bool = True)
     app.include_router(dataset_routes.router)
     app.include_router(job_routes.router)
     app.include_router(model_routes.router)
+    # The middleware added last runs first: every response, a 401 too, gets a request id,
+    # is counted and is logged.
+    auth.install(app, settings)
+    observability.install(app, settings)
     return app

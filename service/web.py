@@ -7,11 +7,13 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.orm import Session
 
 from service.config import Settings
 from service.db import Database
+from service.errors import PROBLEM_CONTENT_TYPE
+from service.observability import current_request_id
 
 _ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
 
@@ -26,6 +28,19 @@ class FastJSONResponse(JSONResponse):
 
     def render(self, content: Any) -> bytes:
         return dump_json(content)
+
+
+def problem_response(problem: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    """A problem+json response; the body carries the request id, as the logs do."""
+    request_id = current_request_id()
+    if request_id is not None:
+        problem = {**problem, "request_id": request_id}
+    return Response(
+        content=dump_json(problem),
+        status_code=int(problem["status"]),
+        media_type=PROBLEM_CONTENT_TYPE,
+        headers=headers,
+    )
 
 
 def get_database(request: Request) -> Database:
