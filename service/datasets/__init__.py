@@ -1,0 +1,1 @@
+"""Datasets: upload (CSV, Parquet, JSON Lines, inline JSON), synthetic data, summaries, rows."""

@@ -1,0 +1,1268 @@
+"""Dataset files: streaming ingest of CSV, Parquet and JSON Lines into one Parquet file per dataset.
+
+Every dataset is stored once, as ``{data_dir}/{dataset_id}.parquet``. Ingest writes to a
+temporary name under ``{data_dir}/tmp``, fsyncs it, renames it into place and fsyncs the
+directory; only then may the caller commit the row that references it.
+
+Stored column types (``dtype`` in the column summaries):
+
+- ``int64``: any integer column (CSV/JSON integers, Parquet int8…uint64).
+- ``float64``: floats and decimals; NaN is stored as null (missing). ±inf is rejected (422).
+- ``bool``: booleans (numeric-able: read back as 0.0/1.0).
+- ``string``: text. Dates, times and timestamps are kept as text (CSV and JSON Lines keep
+  the original spelling; Parquet temporal columns are cast to ISO text). Nested values
+  (lists, structs, maps) are rejected (422 naming the column).
+
+A column with no values at all is stored as ``float64`` (all missing).
+
+CSV: ``""``, ``NA``, ``N/A``, ``NaN``, ``nan``, ``null``, ``NULL`` are missing values. The
+streaming reader infers types from the first block; when a later block does not fit (e.g.
+``1.5`` in an int column, ``abc`` in a float column), the file is scanned once more as text to
+find every column's widest type (null → int64 → float64 → string; bool → string) and read
+again with those types, so the result does not depend on where the block boundaries fall.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import functools
+import hashlib
+import math
+import os
+import re
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
+from anyio import to_thread
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from service.errors import (
+    InvalidInput,
+    NotFound,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    field_error,
+)
+
+if TYPE_CHECKING:
+    from service.config import Settings
+    from service.tables import Dataset
+
+CSV_BLOCK_SIZE = 8 << 20
+JSONL_BLOCK_SIZE = 8 << 20
+MAX_JSON_LINE_BYTES = 64 << 20
+UPLOAD_FLUSH_BYTES = 4 << 20
+SNIFF_BYTES = 64 << 10
+ROW_GROUP_MAX_ROWS = 1 << 20
+ROW_GROUP_MAX_BYTES = 64 << 20
+BATCH_TARGET_BYTES = 32 << 20
+TEXT_UNIQUE_CAP = 10_000
+TOP_VALUES = 5
+MAX_NAME_FIELD_BYTES = 4096
+MAX_CSV_ATTEMPTS = 8
+
+CSV_NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL"]
+
+FORMAT_BY_CONTENT_TYPE = {
+    "text/csv": "csv",
+    "application/csv": "csv",
+    "application/vnd.apache.parquet": "parquet",
+    "application/x-parquet": "parquet",
+    "application/parquet": "parquet",
+    "application/x-ndjson": "jsonl",
+    "application/ndjson": "jsonl",
+    "application/jsonl": "jsonl",
+    "application/x-jsonlines": "jsonl",
+    "application/jsonlines": "jsonl",
+}
+FORMAT_BY_EXTENSION = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """Upper bounds on a stored dataset (exceeding one is a 413)."""
+
+    max_rows: int
+    max_columns: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> IngestLimits:
+        return cls(max_rows=settings.max_rows, max_columns=settings.max_columns)
+
+
+@dataclass(frozen=True)
+class StoredDataset:
+    """What ingest wrote: the file (relative to the data dir) and what the row records."""
+
+    filename: str
+    n_rows: int
+    n_columns: int
+    columns: list[dict[str, Any]]
+    sha256: str
+    size_bytes: int
+
+
+@dataclass
+class ReceivedUpload:
+    """A multipart upload received to a temporary file."""
+
+    path: Path
+    filename: str | None
+    content_type: str | None
+    source_format: str
+    size_bytes: int
+    name: str | None
+
+
+# -- paths ---------------------------------------------------------------------------------
+
+
+def dataset_filename(dataset_id: str) -> str:
+    return f"{dataset_id}.parquet"
+
+
+def dataset_path(settings: Settings, dataset: Dataset) -> Path:
+    """The stored Parquet file of ``dataset`` (a row of the ``datasets`` table)."""
+    return settings.data_dir / dataset.filename
+
+
+def tmp_dir(data_dir: Path) -> Path:
+    """The directory for partial files: inside ``data_dir`` so that renames are atomic."""
+    path = data_dir / "tmp"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def remove_file(path: Path | None) -> None:
+    """Delete ``path`` if it exists."""
+    if path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# -- receiving -----------------------------------------------------------------------------
+
+
+def detect_format(content_type: str | None, filename: str | None) -> str:
+    """``csv``, ``parquet`` or ``jsonl`` from a part's content type, else its extension (415)."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media in FORMAT_BY_CONTENT_TYPE:
+        return FORMAT_BY_CONTENT_TYPE[media]
+    suffix = Path(filename or "").suffix.lower()
+    if suffix in FORMAT_BY_EXTENSION:
+        return FORMAT_BY_EXTENSION[suffix]
+    raise UnsupportedMediaType(
+        f"cannot tell the format of the uploaded file (content type {media or 'none'!r}, "
+        f"file name {filename!r}); send CSV (.csv, text/csv), Parquet (.parquet, "
+        "application/vnd.apache.parquet) or JSON Lines (.jsonl/.ndjson, application/x-ndjson)",
+        errors=[field_error("/file", "unsupported file type")],
+    )
+
+
+def _too_large(size: int, limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the request body is larger than the limit of {limit} bytes"
+        + (f" ({size} bytes)" if size > limit else ""),
+        limit_bytes=limit,
+    )
+
+
+class _MultipartUpload:
+    """python_multipart callbacks that write the ``file`` part straight to a temp file."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.header_field = bytearray()
+        self.header_value = bytearray()
+        self.headers: dict[str, bytes] = {}
+        self.target: str | None = None
+        self.pending = bytearray()
+        self.file: Any = None
+        self.path: Path | None = None
+        self.filename: str | None = None
+        self.content_type: str | None = None
+        self.source_format: str | None = None
+        self.file_bytes = 0
+        self.name: bytearray | None = None
+        self.ended = False
+
+    def callbacks(self) -> Any:  # python_multipart's MultipartCallbacks TypedDict
+        return {
+            "on_part_begin": self.on_part_begin,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+            "on_part_data": self.on_part_data,
+            "on_end": self.on_end,
+        }
+
+    def on_part_begin(self) -> None:
+        self.headers = {}
+        self.target = None
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self.header_field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self.header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        key = bytes(self.header_field).decode("latin-1").strip().lower()
+        self.headers[key] = bytes(self.header_value)
+        self.header_field.clear()
+        self.header_value.clear()
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self.headers.get("content-disposition", b""))
+        field_name = options.get(b"name", b"").decode("utf-8", "replace")
+        if field_name == "file":
+            if self.path is not None:
+                raise InvalidInput(
+                    "the body has more than one 'file' part",
+                    errors=[field_error("/file", "send exactly one file part")],
+                )
+            raw_filename = options.get(b"filename")
+            self.filename = raw_filename.decode("utf-8", "replace") if raw_filename else None
+            part_type = self.headers.get("content-type")
+            self.content_type = part_type.decode("latin-1") if part_type else None
+            self.source_format = detect_format(self.content_type, self.filename)
+            fd, name = tempfile.mkstemp(dir=self.directory, prefix="upload-", suffix=".part")
+            self.path = Path(name)
+            self.file = os.fdopen(fd, "wb")
+            self.target = "file"
+        elif field_name == "name":
+            self.name = bytearray()
+            self.target = "name"
+        else:
+            self.target = None  # other form fields are ignored
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self.target == "file":
+            self.pending += memoryview(data)[start:end]
+            self.file_bytes += end - start
+        elif self.target == "name" and self.name is not None:
+            self.name += data[start:end]
+            if len(self.name) > MAX_NAME_FIELD_BYTES:
+                raise InvalidInput(
+                    "the 'name' field is too long",
+                    errors=[field_error("/name", "at most 255 characters")],
+                )
+
+    def on_end(self) -> None:
+        self.ended = True
+
+    def take_pending(self) -> bytearray:
+        data, self.pending = self.pending, bytearray()
+        return data
+
+    def discard(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        remove_file(self.path)
+
+
+async def receive_multipart(
+    chunks: AsyncIterator[bytes],
+    *,
+    content_type: str,
+    content_length: int | None,
+    data_dir: Path,
+    max_bytes: int,
+) -> ReceivedUpload:
+    """Stream a ``multipart/form-data`` body; its ``file`` part goes to a temp file in chunks.
+
+    Memory stays bounded (one flush buffer of a few MB); disk writes run in a worker thread.
+    Raises 413 past ``max_bytes`` (the temp file is removed), 415 for an unknown file type,
+    422 for a malformed body or a missing ``file`` part.
+    """
+    if content_length is not None and content_length > max_bytes:
+        raise _too_large(content_length, max_bytes)
+    _, params = parse_options_header(content_type)
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise InvalidInput("the multipart/form-data content type has no boundary")
+    upload = _MultipartUpload(tmp_dir(data_dir))
+    parser = MultipartParser(boundary, upload.callbacks())
+    received = 0
+    try:
+        async for chunk in chunks:
+            received += len(chunk)
+            if received > max_bytes:
+                raise _too_large(received, max_bytes)
+            try:
+                parser.write(chunk)
+            except MultipartParseError as exc:
+                raise InvalidInput(f"malformed multipart/form-data body: {exc}") from exc
+            if len(upload.pending) >= UPLOAD_FLUSH_BYTES:
+                await to_thread.run_sync(upload.file.write, upload.take_pending())
+        parser.finalize()
+        if not upload.ended:
+            raise InvalidInput("the multipart/form-data body ended before its closing boundary")
+        if upload.path is None or upload.source_format is None:
+            raise InvalidInput(
+                "the upload has no 'file' part",
+                errors=[field_error("/file", "field required: the dataset file")],
+            )
+        if upload.pending:
+            await to_thread.run_sync(upload.file.write, upload.take_pending())
+        upload.file.close()
+    except BaseException:
+        upload.discard()
+        raise
+    name = None
+    if upload.name is not None:
+        name = bytes(upload.name).decode("utf-8", "replace")
+    return ReceivedUpload(
+        path=upload.path,
+        filename=upload.filename,
+        content_type=upload.content_type,
+        source_format=upload.source_format,
+        size_bytes=upload.file_bytes,
+        name=name,
+    )
+
+
+async def receive_body(
+    chunks: AsyncIterator[bytes], *, content_length: int | None, max_bytes: int
+) -> bytes:
+    """Read a whole (JSON) body into memory, refusing more than ``max_bytes`` (413)."""
+    if content_length is not None and content_length > max_bytes:
+        raise _too_large(content_length, max_bytes)
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > max_bytes:
+            raise _too_large(len(body), max_bytes)
+    return bytes(body)
+
+
+# -- column types and summaries ------------------------------------------------------------
+
+
+def _dtype_name(dtype: pa.DataType) -> str:
+    if pa.types.is_int64(dtype):
+        return "int64"
+    if pa.types.is_float64(dtype):
+        return "float64"
+    if pa.types.is_boolean(dtype):
+        return "bool"
+    return "string"
+
+
+def _is_temporal(dtype: pa.DataType) -> bool:
+    return bool(pa.types.is_temporal(dtype))
+
+
+def storage_type(name: str, dtype: pa.DataType) -> pa.DataType:
+    """The stored type of a column read as ``dtype`` (see the module doc); 422 if unsupported."""
+    if pa.types.is_dictionary(dtype):
+        dtype = dtype.value_type
+    if pa.types.is_null(dtype) or pa.types.is_floating(dtype) or pa.types.is_decimal(dtype):
+        return pa.float64()
+    if pa.types.is_integer(dtype):
+        return pa.int64()
+    if pa.types.is_boolean(dtype):
+        return pa.bool_()
+    if (
+        pa.types.is_string(dtype)
+        or pa.types.is_large_string(dtype)
+        or pa.types.is_string_view(dtype)
+        or pa.types.is_binary(dtype)
+        or pa.types.is_large_binary(dtype)
+        or pa.types.is_fixed_size_binary(dtype)
+        or pa.types.is_binary_view(dtype)
+        or _is_temporal(dtype)
+    ):
+        return pa.string()
+    raise InvalidInput(
+        f"column {name!r} has type {dtype}, which is not supported; columns must hold "
+        "numbers, booleans or text (nested values are not)",
+        errors=[field_error(f"/columns/{name}", f"unsupported type {dtype}")],
+    )
+
+
+def check_column_names(names: list[str], limits: IngestLimits) -> None:
+    """Names must be non-empty and unique; at most ``limits.max_columns`` of them (413)."""
+    if not names:
+        raise InvalidInput("the dataset has no columns")
+    if len(names) > limits.max_columns:
+        raise PayloadTooLarge(
+            f"the dataset has {len(names)} columns; the limit is {limits.max_columns}",
+            limit_columns=limits.max_columns,
+        )
+    empty = [i for i, name in enumerate(names) if not name.strip()]
+    if empty:
+        raise InvalidInput(
+            f"column names must not be empty (columns at positions {empty[:20]})",
+            errors=[field_error(f"/columns/{i}", "empty column name") for i in empty[:20]],
+        )
+    seen: set[str] = set()
+    duplicates = []
+    for name in names:
+        if name in seen and name not in duplicates:
+            duplicates.append(name)
+        seen.add(name)
+    if duplicates:
+        raise InvalidInput(
+            f"duplicate column names: {duplicates[:20]}",
+            errors=[
+                field_error("/columns", f"duplicate column name {name!r}")
+                for name in duplicates[:20]
+            ],
+        )
+
+
+class _NumericSummary:
+    """Running count, min, max, mean and M2 (Chan et al.'s pairwise update) of one column."""
+
+    def __init__(self, name: str, dtype: pa.DataType) -> None:
+        self.name = name
+        self.dtype = dtype
+        self.n_missing = 0
+        self.count = 0
+        self.mean = 0.0
+        self.m2 = 0.0
+        self.min: Any = None
+        self.max: Any = None
+
+    def update(self, array: pa.Array) -> None:
+        self.n_missing += array.null_count
+        n = len(array) - array.null_count
+        if n == 0:
+            return
+        values = array if pa.types.is_int64(self.dtype) else array.cast(pa.float64())
+        extremes = pc.min_max(values)
+        lo, hi = extremes["min"].as_py(), extremes["max"].as_py()
+        self.min = lo if self.min is None else min(self.min, lo)
+        self.max = hi if self.max is None else max(self.max, hi)
+        floats = values.cast(pa.float64())
+        batch_mean = pc.mean(floats).as_py()
+        batch_m2 = pc.variance(floats, ddof=0).as_py() * n
+        total = self.count + n
+        delta = batch_mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += batch_m2 + delta * delta * self.count * n / total
+        self.count = total
+
+    def result(self) -> dict[str, Any]:
+        lo, hi = self.min, self.max
+        if pa.types.is_boolean(self.dtype) and lo is not None:
+            lo, hi = float(lo), float(hi)
+        return {
+            "name": self.name,
+            "dtype": _dtype_name(self.dtype),
+            "kind": "numeric",
+            "n_missing": self.n_missing,
+            "min": lo,
+            "max": hi,
+            "mean": self.mean if self.count else None,
+            "std": math.sqrt(self.m2 / (self.count - 1)) if self.count > 1 else None,
+        }
+
+
+class _TextSummary:
+    """Missing count, distinct count (exact up to ``TEXT_UNIQUE_CAP``) and the top values."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.n_missing = 0
+        self.counts: dict[str, int] = {}
+        self.capped = False
+
+    def update(self, array: pa.Array) -> None:
+        self.n_missing += array.null_count
+        if array.null_count == len(array):
+            return
+        tally = pc.value_counts(array.drop_null())
+        values, counts = tally.field("values"), tally.field("counts")
+        if self.counts:
+            known = pc.is_in(values, value_set=pa.array(list(self.counts), pa.string()))
+            for value, count in zip(
+                values.filter(known).to_pylist(), counts.filter(known).to_pylist(), strict=True
+            ):
+                self.counts[value] += count
+            unknown = pc.invert(known)
+            values, counts = values.filter(unknown), counts.filter(unknown)
+        room = TEXT_UNIQUE_CAP - len(self.counts)
+        if len(values) > room:
+            # Past the cap the distinct count is unknown; the top values are then the most
+            # frequent among the first TEXT_UNIQUE_CAP distinct values seen.
+            self.capped = True
+            values, counts = values[:room], counts[:room]
+        self.counts.update(zip(values.to_pylist(), counts.to_pylist(), strict=True))
+
+    def result(self) -> dict[str, Any]:
+        top = sorted(self.counts.items(), key=lambda item: (-item[1], item[0]))[:TOP_VALUES]
+        return {
+            "name": self.name,
+            "dtype": "string",
+            "kind": "text",
+            "n_missing": self.n_missing,
+            "n_unique": None if self.capped else len(self.counts),
+            "n_unique_capped": self.capped,
+            "top": [{"value": value, "count": count} for value, count in top],
+        }
+
+
+# -- the Parquet sink ----------------------------------------------------------------------
+
+
+def _rows_per_batch(n_columns: int) -> int:
+    return max(1024, min(ROW_GROUP_MAX_ROWS, BATCH_TARGET_BYTES // (8 * max(n_columns, 1))))
+
+
+class _ParquetSink:
+    """Writes normalized batches to ``tmp/{id}.parquet.partial`` and keeps the summaries."""
+
+    def __init__(self, *, data_dir: Path, dataset_id: str, schema: pa.Schema, limits: IngestLimits):
+        self.data_dir = data_dir
+        self.dataset_id = dataset_id
+        self.limits = limits
+        self.schema = schema
+        self.partial = tmp_dir(data_dir) / f"{dataset_id}.parquet.partial"
+        self.writer: pq.ParquetWriter | None = pq.ParquetWriter(self.partial, schema)
+        self.summaries: list[_NumericSummary | _TextSummary] = [
+            _TextSummary(f.name) if pa.types.is_string(f.type) else _NumericSummary(f.name, f.type)
+            for f in schema
+        ]
+        self.pending: list[pa.RecordBatch] = []
+        self.pending_rows = 0
+        self.pending_bytes = 0
+        self.n_rows = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Append a batch already cast to ``self.schema``; checks values and the row limit."""
+        if batch.num_rows == 0:
+            return
+        if self.n_rows + batch.num_rows > self.limits.max_rows:
+            raise PayloadTooLarge(
+                f"the dataset has more than {self.limits.max_rows} rows (the limit)",
+                limit_rows=self.limits.max_rows,
+            )
+        for column, summary in zip(batch.columns, self.summaries, strict=True):
+            summary.update(column)
+        self.n_rows += batch.num_rows
+        self.pending.append(batch)
+        self.pending_rows += batch.num_rows
+        self.pending_bytes += batch.nbytes
+        if self.pending_rows >= ROW_GROUP_MAX_ROWS or self.pending_bytes >= ROW_GROUP_MAX_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.pending and self.writer is not None:
+            table = pa.Table.from_batches(self.pending, schema=self.schema)
+            self.writer.write_table(table, row_group_size=max(table.num_rows, 1))
+        self.pending, self.pending_rows, self.pending_bytes = [], 0, 0
+
+    def finish(self) -> StoredDataset:
+        """Close, fsync, rename into place and fsync the directory; 422 if there are no rows."""
+        if self.n_rows == 0:
+            raise InvalidInput("dataset has no rows")
+        self._flush()
+        assert self.writer is not None
+        self.writer.close()
+        self.writer = None
+        digest = hashlib.sha256()
+        fd = os.open(self.partial, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            with os.fdopen(os.dup(fd), "rb", buffering=0) as stream:
+                while block := stream.read(1 << 20):
+                    digest.update(block)
+        finally:
+            os.close(fd)
+        size = self.partial.stat().st_size
+        filename = dataset_filename(self.dataset_id)
+        os.replace(self.partial, self.data_dir / filename)
+        _fsync_dir(self.data_dir)
+        return StoredDataset(
+            filename=filename,
+            n_rows=self.n_rows,
+            n_columns=len(self.schema),
+            columns=[summary.result() for summary in self.summaries],
+            sha256=digest.hexdigest(),
+            size_bytes=size,
+        )
+
+    def abort(self) -> None:
+        """Drop the partial file."""
+        if self.writer is not None:
+            with contextlib.suppress(Exception):
+                self.writer.close()
+            self.writer = None
+        remove_file(self.partial)
+
+
+def _normalize_column(name: str, array: pa.Array, target: pa.DataType, row_offset: int) -> pa.Array:
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if array.type != target:
+        try:
+            array = array.cast(target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise InvalidInput(
+                f"column {name!r} cannot be stored as {_dtype_name(target)}: {exc}",
+                errors=[field_error(f"/columns/{name}", str(exc))],
+            ) from exc
+    if pa.types.is_float64(target) and array.null_count < len(array):
+        if pc.any(pc.is_inf(array)).as_py():
+            row = pc.index(pc.is_inf(array), True).as_py() + row_offset
+            raise InvalidInput(
+                f"column {name!r} has an infinite value at row {row}",
+                errors=[field_error(f"/rows/{row}/{name}", "infinite values are not supported")],
+            )
+        nan = pc.is_nan(array)
+        if pc.any(nan).as_py():
+            array = pc.if_else(nan, pa.scalar(None, pa.float64()), array)
+    return array
+
+
+def _normalize_batch(batch: pa.RecordBatch, schema: pa.Schema, row_offset: int) -> pa.RecordBatch:
+    columns = [
+        _normalize_column(f.name, batch.column(i), f.type, row_offset) for i, f in enumerate(schema)
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def _write_all(
+    batches: Iterable[pa.RecordBatch],
+    *,
+    schema: pa.Schema,
+    data_dir: Path,
+    dataset_id: str,
+    limits: IngestLimits,
+) -> StoredDataset:
+    sink = _ParquetSink(data_dir=data_dir, dataset_id=dataset_id, schema=schema, limits=limits)
+    try:
+        for batch in batches:
+            sink.write(_normalize_batch(batch, schema, sink.n_rows))
+        return sink.finish()
+    except BaseException:
+        sink.abort()
+        raise
+
+
+def _target_schema(source: pa.Schema, limits: IngestLimits) -> pa.Schema:
+    names = list(source.names)
+    check_column_names(names, limits)
+    return pa.schema([pa.field(f.name, storage_type(f.name, f.type)) for f in source])
+
+
+# -- ingest --------------------------------------------------------------------------------
+
+
+def ingest_file(
+    source: Path,
+    source_format: str,
+    *,
+    data_dir: Path,
+    dataset_id: str,
+    limits: IngestLimits,
+    block_size: int | None = None,
+) -> StoredDataset:
+    """Convert an uploaded file to ``{data_dir}/{dataset_id}.parquet`` (see the module doc).
+
+    Bad input raises a 4xx domain error and leaves nothing behind.
+    """
+    if source.stat().st_size == 0:
+        raise InvalidInput("the uploaded file is empty")
+    if source_format == "csv":
+        _check_text(source, "CSV")
+        return _ingest_csv(
+            source,
+            data_dir=data_dir,
+            dataset_id=dataset_id,
+            limits=limits,
+            block_size=block_size or CSV_BLOCK_SIZE,
+        )
+    if source_format == "jsonl":
+        _check_text(source, "JSON Lines")
+        return _ingest_jsonl(
+            source,
+            data_dir=data_dir,
+            dataset_id=dataset_id,
+            limits=limits,
+            block_size=block_size or JSONL_BLOCK_SIZE,
+        )
+    if source_format == "parquet":
+        return _ingest_parquet(source, data_dir=data_dir, dataset_id=dataset_id, limits=limits)
+    raise ValueError(f"unknown source format {source_format!r}")
+
+
+def ingest_table(
+    table: pa.Table, *, data_dir: Path, dataset_id: str, limits: IngestLimits
+) -> StoredDataset:
+    """Store an in-memory table (inline JSON rows, synthetic data) like an uploaded file."""
+    schema = _target_schema(table.schema, limits)
+    if table.num_rows > limits.max_rows:
+        raise PayloadTooLarge(
+            f"the dataset has {table.num_rows} rows; the limit is {limits.max_rows}",
+            limit_rows=limits.max_rows,
+        )
+    batches = table.to_batches(max_chunksize=_rows_per_batch(table.num_columns))
+    return _write_all(
+        batches, schema=schema, data_dir=data_dir, dataset_id=dataset_id, limits=limits
+    )
+
+
+def _check_text(source: Path, label: str) -> None:
+    """Reject binary garbage early: NUL bytes or invalid UTF-8 in the first chunk."""
+    with source.open("rb") as stream:
+        head = stream.read(SNIFF_BYTES)
+    problem = None
+    if b"\x00" in head:
+        problem = "it contains NUL bytes (binary data?)"
+    else:
+        try:
+            codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        except UnicodeDecodeError as exc:
+            problem = f"it is not UTF-8 text (invalid byte at offset {exc.start})"
+    if problem:
+        article = "an" if label[0] in "AEIOU" else "a"
+        raise InvalidInput(
+            f"not {article} valid {label} file: {problem}",
+            errors=[field_error("/file", problem)],
+        )
+
+
+def _ingest_parquet(
+    source: Path, *, data_dir: Path, dataset_id: str, limits: IngestLimits
+) -> StoredDataset:
+    try:
+        parquet = pq.ParquetFile(source)
+        arrow_schema = parquet.schema_arrow
+    except (pa.ArrowException, OSError) as exc:
+        raise InvalidInput(
+            f"not a valid Parquet file: {exc}",
+            errors=[field_error("/file", "not a valid Parquet file")],
+        ) from exc
+    with parquet:
+        schema = _target_schema(arrow_schema, limits)
+        n_rows = parquet.metadata.num_rows
+        if n_rows > limits.max_rows:
+            raise PayloadTooLarge(
+                f"the dataset has {n_rows} rows; the limit is {limits.max_rows}",
+                limit_rows=limits.max_rows,
+            )
+        batches = parquet.iter_batches(batch_size=_rows_per_batch(len(schema)), use_threads=True)
+        try:
+            return _write_all(
+                batches, schema=schema, data_dir=data_dir, dataset_id=dataset_id, limits=limits
+            )
+        except (pa.ArrowException, OSError) as exc:
+            raise InvalidInput(
+                f"not a valid Parquet file: {exc}",
+                errors=[field_error("/file", "the Parquet file is corrupt")],
+            ) from exc
+
+
+# CSV -----------------------------------------------------------------------------------------
+
+_CSV_CONVERSION = re.compile(
+    r"In CSV column #(?P<column>\d+): Row #(?P<row>\d+): "
+    r"CSV conversion error to (?P<type>[^:]+): invalid value '(?P<value>.*)'",
+    re.DOTALL,
+)
+
+
+@dataclass
+class _CsvReadState:
+    column_types: dict[str, pa.DataType] = field(default_factory=dict)
+    bad_rows: list[Any] = field(default_factory=list)
+
+
+def _open_csv(
+    source: Path, state: _CsvReadState, block_size: int, *, as_text: list[str] | None = None
+) -> Any:
+    state.bad_rows.clear()
+
+    def on_invalid_row(row: Any) -> str:
+        state.bad_rows.append(row)
+        return "error"
+
+    column_types = (
+        {name: pa.string() for name in as_text} if as_text is not None else state.column_types
+    )
+    return pa_csv.open_csv(
+        source,
+        read_options=pa_csv.ReadOptions(use_threads=False, block_size=block_size),
+        parse_options=pa_csv.ParseOptions(invalid_row_handler=on_invalid_row),
+        convert_options=pa_csv.ConvertOptions(
+            column_types=column_types,
+            null_values=CSV_NULL_VALUES,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+        ),
+    )
+
+
+def _csv_error(exc: Exception, state: _CsvReadState) -> InvalidInput:
+    if state.bad_rows:
+        row = state.bad_rows[0]
+        where = f"line {row.number}" if row.number is not None else "a row"
+        message = f"expected {row.expected_columns} columns, found {row.actual_columns}"
+        loc = f"/file/lines/{row.number}" if row.number is not None else "/file"
+        return InvalidInput(
+            f"not a valid CSV file: {where}: {message}", errors=[field_error(loc, message)]
+        )
+    text = str(exc)
+    if text.startswith("Empty CSV file"):
+        return InvalidInput(
+            "the uploaded file is empty", errors=[field_error("/file", "empty file")]
+        )
+    return InvalidInput(f"not a valid CSV file: {text}", errors=[field_error("/file", text)])
+
+
+def _csv_parses_as(column: pa.Array, dtype: pa.DataType) -> bool:
+    try:
+        column.cast(dtype)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False
+    return True
+
+
+_WIDENING = {
+    "null": [pa.int64(), pa.float64(), pa.bool_(), pa.string()],
+    "int64": [pa.int64(), pa.float64(), pa.string()],
+    "double": [pa.float64(), pa.string()],
+    "bool": [pa.bool_(), pa.string()],
+}
+
+
+def _widen(dtype: pa.DataType, values: pa.Array) -> pa.DataType:
+    """The first type on ``dtype``'s widening ladder that every one of ``values`` parses as."""
+    for candidate in _WIDENING.get(str(dtype), [pa.string()]):
+        if pa.types.is_string(candidate) or _csv_parses_as(values, candidate):
+            return candidate
+    return pa.string()
+
+
+def _infer_csv_types(
+    source: Path, schema: pa.Schema, state: _CsvReadState, block_size: int
+) -> dict[str, pa.DataType]:
+    """Scan the whole file as text and widen each column's first-block type to fit every value."""
+    types = {f.name: state.column_types.get(f.name, f.type) for f in schema}
+    reader = _open_csv(source, state, block_size, as_text=list(schema.names))
+    for batch in reader:
+        for name, column in zip(schema.names, batch.columns, strict=True):
+            current = types[name]
+            if pa.types.is_string(current) or column.null_count == len(column):
+                continue
+            types[name] = _widen(current, column.drop_null())
+    return types
+
+
+def _ingest_csv(
+    source: Path, *, data_dir: Path, dataset_id: str, limits: IngestLimits, block_size: int
+) -> StoredDataset:
+    state = _CsvReadState()
+    inferred = False
+    for _attempt in range(MAX_CSV_ATTEMPTS):
+        source_schema = None
+        try:
+            reader = _open_csv(source, state, block_size)
+            source_schema = reader.schema
+            check_column_names(list(source_schema.names), limits)
+            temporal = {f.name: pa.string() for f in source_schema if _is_temporal(f.type)}
+            if temporal:
+                # Keep dates and timestamps as the text that was sent.
+                state.column_types.update(temporal)
+                continue
+            schema = _target_schema(source_schema, limits)
+            return _write_all(
+                reader, schema=schema, data_dir=data_dir, dataset_id=dataset_id, limits=limits
+            )
+        except pa.ArrowInvalid as exc:
+            match = _CSV_CONVERSION.search(str(exc))
+            if match is None or state.bad_rows or source_schema is None:
+                raise _csv_error(exc, state) from exc
+            if not inferred:
+                inferred = True
+                try:
+                    state.column_types = _infer_csv_types(source, source_schema, state, block_size)
+                except pa.ArrowInvalid as scan_exc:
+                    raise _csv_error(scan_exc, state) from scan_exc
+            else:
+                name = source_schema.names[int(match["column"])]
+                current = state.column_types.get(name, source_schema.field(name).type)
+                widened = _widen(current, pa.array([match["value"]]))
+                state.column_types[name] = pa.string() if widened == current else widened
+    raise InvalidInput(
+        "not a valid CSV file: the column types could not be settled "
+        f"after {MAX_CSV_ATTEMPTS} attempts",
+        errors=[field_error("/file", "column types keep changing")],
+    )
+
+
+# JSON Lines ---------------------------------------------------------------------------------
+
+
+def _json_blocks(source: Path, block_size: int) -> Iterator[tuple[int, bytes]]:
+    """Blocks of whole lines, with the 1-based number of each block's first line."""
+    with source.open("rb") as stream:
+        carry = b""
+        line = 1
+        while chunk := stream.read(block_size):
+            data = carry + chunk
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                carry = data
+                if len(carry) > MAX_JSON_LINE_BYTES:
+                    raise InvalidInput(
+                        f"not a valid JSON Lines file: line {line} is longer than "
+                        f"{MAX_JSON_LINE_BYTES} bytes",
+                        errors=[field_error(f"/file/lines/{line}", "line too long")],
+                    )
+                continue
+            block, carry = data[: cut + 1], data[cut + 1 :]
+            yield line, block
+            line += block.count(b"\n")
+        if carry.strip():
+            yield line, carry
+
+
+def _json_line_error(first_line: int, block: bytes) -> InvalidInput | None:
+    """Find the first bad line of ``block`` with orjson (only on the error path)."""
+    kinds: dict[str, tuple[str, int]] = {}
+    for offset, raw in enumerate(block.split(b"\n")):
+        number = first_line + offset
+        if not raw.strip():
+            continue
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            return _jsonl_invalid(number, f"invalid JSON ({exc})")
+        if not isinstance(value, dict):
+            return _jsonl_invalid(number, f"expected a JSON object, found {type(value).__name__}")
+        for key, item in value.items():
+            kind = _json_kind(item)
+            if kind is None:
+                return _jsonl_invalid(
+                    number,
+                    f"column {key!r} holds a nested value (lists and objects are not supported)",
+                )
+            if kind == "null":
+                continue
+            seen = kinds.setdefault(key, (kind, number))
+            if seen[0] != kind and {seen[0], kind} != {"int", "float"}:
+                return _jsonl_invalid(
+                    number, f"column {key!r} holds a {kind} here but a {seen[0]} on line {seen[1]}"
+                )
+    return None
+
+
+def _json_kind(value: Any) -> str | None:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    return None
+
+
+def _jsonl_invalid(line: int, message: str) -> InvalidInput:
+    return InvalidInput(
+        f"not a valid JSON Lines file: line {line}: {message}",
+        errors=[field_error(f"/file/lines/{line}", message)],
+    )
+
+
+def _read_json_block(first_line: int, block: bytes, schema: pa.Schema | None = None) -> pa.Table:
+    parse_options = (
+        pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
+        if schema is not None
+        else pa_json.ParseOptions()
+    )
+    try:
+        return pa_json.read_json(
+            pa.BufferReader(block),
+            read_options=pa_json.ReadOptions(use_threads=False, block_size=len(block) + 1),
+            parse_options=parse_options,
+        )
+    except pa.ArrowInvalid as exc:
+        located = _json_line_error(first_line, block)
+        if located is not None:
+            raise located from exc
+        raise InvalidInput(
+            f"not a valid JSON Lines file (lines {first_line}…): {exc}",
+            errors=[field_error(f"/file/lines/{first_line}", str(exc))],
+        ) from exc
+
+
+def _unify_json_type(
+    name: str, old: pa.DataType | None, new: pa.DataType, line: int
+) -> pa.DataType:
+    if pa.types.is_nested(new):
+        raise _jsonl_invalid(
+            line, f"column {name!r} holds nested values (lists and objects are not supported)"
+        )
+    if _is_temporal(new):
+        new = pa.string()
+    if old is None or pa.types.is_null(old) or old == new:
+        return new
+    if pa.types.is_null(new):
+        return old
+    if {str(old), str(new)} == {"int64", "double"}:
+        return pa.float64()
+    raise _jsonl_invalid(
+        line, f"column {name!r} holds values of type {new} in this block of lines but {old} before"
+    )
+
+
+def _ingest_jsonl(
+    source: Path, *, data_dir: Path, dataset_id: str, limits: IngestLimits, block_size: int
+) -> StoredDataset:
+    # Pass 1 finds every key and its widest type (the streaming reader cannot add columns
+    # after its first block); pass 2 reads again with that explicit schema and writes.
+    types: dict[str, pa.DataType] = {}
+    n_rows = 0
+    for first_line, block in _json_blocks(source, block_size):
+        table = _read_json_block(first_line, block)
+        n_rows += table.num_rows
+        if n_rows > limits.max_rows:
+            raise PayloadTooLarge(
+                f"the dataset has more than {limits.max_rows} rows (the limit)",
+                limit_rows=limits.max_rows,
+            )
+        for f in table.schema:
+            types[f.name] = _unify_json_type(f.name, types.get(f.name), f.type, first_line)
+        if len(types) > limits.max_columns:
+            check_column_names(list(types), limits)
+    if n_rows == 0:
+        raise InvalidInput("dataset has no rows")
+    check_column_names(list(types), limits)
+    read_schema = pa.schema([pa.field(name, dtype) for name, dtype in types.items()])
+    schema = _target_schema(read_schema, limits)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for first_line, block in _json_blocks(source, block_size):
+            table = _read_json_block(first_line, block, read_schema).select(read_schema.names)
+            yield from table.to_batches()
+
+    return _write_all(
+        batches(), schema=schema, data_dir=data_dir, dataset_id=dataset_id, limits=limits
+    )
+
+
+# -- inline JSON bodies --------------------------------------------------------------------
+
+_JSON_SCALARS = (int, float, str, bool, type(None))
+
+
+def _json_group(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    return "number" if isinstance(value, int | float) else "string"
+
+
+def _column_array(name: str, values: list[Any], loc_of: Callable[[int], str]) -> pa.Array:
+    """One column of an inline JSON body; ``loc_of(i)`` is the JSON pointer of value ``i``."""
+    kinds = {type(v) for v in values}
+    unsupported = kinds - set(_JSON_SCALARS)
+    if unsupported:
+        index = next(i for i, v in enumerate(values) if type(v) in unsupported)
+        message = (
+            f"column {name!r} holds a {type(values[index]).__name__}; values must be numbers, "
+            "strings, booleans or null"
+        )
+        raise InvalidInput(
+            f"{loc_of(index)}: {message}", errors=[field_error(loc_of(index), message)]
+        )
+    kinds.discard(type(None))
+    groups = {_json_group(k()) for k in kinds}
+    if len(groups) > 1:
+        present = [(i, v) for i, v in enumerate(values) if v is not None]
+        first_group = _json_group(present[0][1])
+        index = next(i for i, v in present if _json_group(v) != first_group)
+        message = f"column {name!r} mixes {' and '.join(sorted(groups))} values"
+        raise InvalidInput(
+            f"{loc_of(index)}: {message}", errors=[field_error(loc_of(index), message)]
+        )
+    if kinds == {int}:
+        outside = [i for i, v in enumerate(values) if v is not None and not -(2**63) <= v < 2**63]
+        if outside:
+            message = f"column {name!r} holds an integer outside the 64-bit range"
+            raise InvalidInput(
+                f"{loc_of(outside[0])}: {message}",
+                errors=[field_error(loc_of(outside[0]), message)],
+            )
+        dtype = pa.int64()
+    elif kinds == {bool}:
+        dtype = pa.bool_()
+    elif kinds == {str}:
+        dtype = pa.string()
+    else:
+        dtype = pa.float64()
+    return pa.array(values, type=dtype)
+
+
+def table_from_rows(columns: Any, rows: Any) -> pa.Table:
+    """Build a table from ``{"columns": [...], "rows": [[...], ...]}`` (422s name the path)."""
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise InvalidInput(
+            "'columns' must be a list of column names",
+            errors=[field_error("/columns", "expected a list of strings")],
+        )
+    if not isinstance(rows, list):
+        raise InvalidInput(
+            "'rows' must be a list of rows", errors=[field_error("/rows", "expected a list")]
+        )
+    if not rows:
+        raise InvalidInput("dataset has no rows", errors=[field_error("/rows", "no rows")])
+    width = len(columns)
+    for index, row in enumerate(rows):
+        if not isinstance(row, list) or len(row) != width:
+            got = f"{len(row)} values" if isinstance(row, list) else f"a {type(row).__name__}"
+            message = f"expected a list of {width} values (one per column), got {got}"
+            raise InvalidInput(
+                f"/rows/{index}: {message}", errors=[field_error(f"/rows/{index}", message)]
+            )
+    arrays = [
+        _column_array(name, list(values), functools.partial(_cell_pointer, "rows", str(j)))
+        for j, (name, values) in enumerate(zip(columns, zip(*rows, strict=True), strict=True))
+    ]
+    return pa.Table.from_arrays(arrays, names=columns)
+
+
+def table_from_records(records: Any) -> pa.Table:
+    """Build a table from ``{"records": [{...}, ...]}``; a key missing from a record is null."""
+    if not isinstance(records, list):
+        raise InvalidInput(
+            "'records' must be a list of objects",
+            errors=[field_error("/records", "expected a list")],
+        )
+    if not records:
+        raise InvalidInput("dataset has no rows", errors=[field_error("/records", "no records")])
+    names: dict[str, None] = {}
+    for index, record in enumerate(records):
+        if not isinstance(record, dict):
+            message = f"expected an object, got a {type(record).__name__}"
+            raise InvalidInput(
+                f"/records/{index}: {message}", errors=[field_error(f"/records/{index}", message)]
+            )
+        names.update(dict.fromkeys(record))
+    arrays = [
+        _column_array(
+            name,
+            [record.get(name) for record in records],
+            functools.partial(_cell_pointer, "records", _pointer(name)),
+        )
+        for name in names
+    ]
+    return pa.Table.from_arrays(arrays, names=list(names))
+
+
+def _cell_pointer(container: str, column: str, row: int) -> str:
+    return f"/{container}/{row}/{column}"
+
+
+def _pointer(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+def _open_stored(path: Path) -> pq.ParquetFile:
+    try:
+        return pq.ParquetFile(path, memory_map=True)
+    except FileNotFoundError as exc:
+        raise NotFound(
+            f"the file of dataset {path.stem!r} is missing (was the dataset deleted?)"
+        ) from exc
+
+
+def read_columns(path: Path, names: list[str] | None = None) -> dict[str, np.ndarray]:
+    """Columns of a stored dataset as numpy arrays, in upload row order.
+
+    Numeric columns (int64, float64, bool) become float64 arrays with NaN for missing values;
+    text columns become object arrays of ``str`` with ``None`` for missing values. A float64
+    column without missing values is returned zero-copy, so arrays may be read-only.
+    Raises ``InvalidInput`` naming unknown columns, ``NotFound`` if the file is gone.
+    """
+    with _open_stored(path) as parquet:
+        available = parquet.schema_arrow.names
+        wanted = list(available) if names is None else list(names)
+        unknown = [name for name in wanted if name not in available]
+        if unknown:
+            raise InvalidInput(
+                f"dataset {path.stem!r} has no column(s) {unknown}",
+                errors=[field_error("/columns", f"unknown column {name!r}") for name in unknown],
+            )
+        out: dict[str, np.ndarray] = {}
+        for name in wanted:
+            # One column at a time keeps the peak at about one column's size.
+            column = parquet.read(columns=[name], use_threads=True).column(0)
+            out[name] = column_to_numpy(column)
+        return out
+
+
+def column_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """float64 (NaN for null) for numeric columns, object arrays of str/None for text."""
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
+    if not pa.types.is_float64(column.type):
+        column = column.cast(pa.float64())
+    if isinstance(column, pa.ChunkedArray):
+        if column.num_chunks == 1:
+            column = column.chunk(0)
+        elif column.num_chunks == 0:
+            return np.empty(0, dtype=np.float64)
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def read_rows(path: Path, *, offset: int, limit: int) -> tuple[list[str], list[list[Any]]]:
+    """Rows ``offset … offset+limit-1`` (JSON-ready values, None for missing), reading only
+    the row groups that hold them."""
+    with _open_stored(path) as parquet:
+        names = list(parquet.schema_arrow.names)
+        metadata = parquet.metadata
+        groups: list[int] = []
+        first_row = None
+        start = 0
+        end = offset + limit
+        for index in range(metadata.num_row_groups):
+            size = metadata.row_group(index).num_rows
+            if start + size > offset and start < end:
+                groups.append(index)
+                if first_row is None:
+                    first_row = start
+            start += size
+        if not groups or first_row is None:
+            return names, []
+        table = parquet.read_row_groups(groups, use_threads=True)
+    table = table.slice(offset - first_row, limit)
+    columns = [column.to_pylist() for column in table.columns]
+    return names, [list(row) for row in zip(*columns, strict=True)]
