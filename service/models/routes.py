@@ -110,11 +110,15 @@ def _parse_csv(text: str) -> tuple[list[str], list[list[str | None]]]:
         header = next(reader)
     except StopIteration as exc:
         raise errors.InvalidInput("the CSV body is empty; send a header line and rows") from exc
-    rows: list[list[str | None]] = [[cell if cell != "" else None for cell in row] for row in reader if row]
+    rows: list[list[str | None]] = [
+        [cell if cell != "" else None for cell in row] for row in reader if row
+    ]
     return header, rows
 
 
-def _parse_request(model: portable.CompiledModel, content_type: str, body: bytes, limit: int) -> Any:
+def _parse_request(
+    model: portable.CompiledModel, content_type: str, body: bytes, limit: int
+) -> Any:
     if content_type.startswith("text/csv"):
         try:
             header, table = _parse_csv(body.decode("utf-8"))
@@ -138,17 +142,24 @@ def _parse_request(model: portable.CompiledModel, content_type: str, body: bytes
     unknown = sorted(set(payload) - {"rows", "records"})
     if unknown:
         raise errors.InvalidInput(
-            f"unknown field {unknown[0]!r}", errors=[errors.field_error(f"/{unknown[0]}", "unknown field")]
+            f"unknown field {unknown[0]!r}",
+            errors=[errors.field_error(f"/{unknown[0]}", "unknown field")],
         )
     if "rows" in payload:
         rows = payload["rows"]
         if not isinstance(rows, list):
-            raise errors.InvalidInput("'rows' must be a list of lists", errors=[errors.field_error("/rows", "expected a list")])
+            raise errors.InvalidInput(
+                "'rows' must be a list of lists",
+                errors=[errors.field_error("/rows", "expected a list")],
+            )
         _check_count(len(rows), limit)
         return portable.parse_rows(model, rows)
     records = payload["records"]
     if not isinstance(records, list):
-        raise errors.InvalidInput("'records' must be a list of objects", errors=[errors.field_error("/records", "expected a list")])
+        raise errors.InvalidInput(
+            "'records' must be a list of objects",
+            errors=[errors.field_error("/records", "expected a list")],
+        )
     _check_count(len(records), limit)
     return portable.parse_records(model, records)
 
@@ -161,7 +172,9 @@ def _check_count(n: int, limit: int) -> None:
 
 
 def _predict(model: portable.CompiledModel, content_type: str, body: bytes, limit: int) -> bytes:
-    predictions: np.ndarray = portable.predict(model, _parse_request(model, content_type, body, limit))
+    predictions: np.ndarray = portable.predict(
+        model, _parse_request(model, content_type, body, limit)
+    )
     return orjson.dumps({"predictions": predictions}, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
@@ -173,8 +186,20 @@ def _predict(model: portable.CompiledModel, content_type: str, body: bytes, limi
                 "application/json": {
                     "schema": {
                         "oneOf": [
-                            {"type": "object", "properties": {"rows": {"type": "array", "items": {"type": "array"}}}, "required": ["rows"]},
-                            {"type": "object", "properties": {"records": {"type": "array", "items": {"type": "object"}}}, "required": ["records"]},
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "rows": {"type": "array", "items": {"type": "array"}}
+                                },
+                                "required": ["rows"],
+                            },
+                            {
+                                "type": "object",
+                                "properties": {
+                                    "records": {"type": "array", "items": {"type": "object"}}
+                                },
+                                "required": ["records"],
+                            },
                         ]
                     }
                 },
@@ -195,5 +220,3 @@ async def predict(model_id: str, request: Request) -> Response:
     else:
         content = await run_in_threadpool(_predict, model, content_type, body, limit)
     return Response(content=content, media_type="application/json")
-
-

@@ -1,0 +1,147 @@
+"""The bad-input table: every case gets a 4xx problem+json naming what is wrong, and
+nothing is written (no dataset row, no file, no job)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response: Any, status: int, *needles: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["type"].startswith("https://") and body["title"] and body["detail"]
+    text = str(body)
+    for needle in needles:
+        assert needle in text, (needle, body)
+    return body
+
+
+def nothing_stored(client: TestClient, settings_data_dir: Path) -> None:
+    assert client.get("/v1/datasets").json()["total"] == 0
+    files = [p for p in settings_data_dir.rglob("*") if p.is_file()] if settings_data_dir.exists() else []
+    assert files == []
+
+
+UPLOADS = [
+    ("empty file", "empty.csv", b"", "text/csv", ()),
+    ("binary garbage", "junk.csv", bytes(range(256)) * 40, "text/csv", ()),
+    ("ragged csv", "ragged.csv", b"a,b,c\n1,2,3\n4,5\n6,7,8\n", "text/csv", ("3",)),
+]
+
+
+@pytest.mark.parametrize(("case", "filename", "content", "ctype", "needles"), UPLOADS, ids=[u[0] for u in UPLOADS])
+def test_bad_uploads(client: TestClient, settings: Any, case: str, filename: str, content: bytes, ctype: str, needles: tuple[str, ...]) -> None:
+    response = client.post("/v1/datasets", files={"file": (filename, content, ctype)})
+    assert_problem(response, 422, *needles)
+    nothing_stored(client, settings.data_dir)
+
+
+def test_ragged_json_rows(client: TestClient, settings: Any) -> None:
+    response = client.post("/v1/datasets", json={"columns": ["a", "b"], "rows": [[1, 2], [3], [4, 5]]})
+    body = assert_problem(response, 422)
+    assert "/rows/1" in str(body)
+    nothing_stored(client, settings.data_dir)
+
+
+def test_malformed_json(client: TestClient) -> None:
+    response = client.post("/v1/jobs", content=b'{"dataset_id": "x", ', headers={"content-type": "application/json"})
+    assert_problem(response, 400, "JSON")
+
+
+@pytest.fixture
+def dataset(client: TestClient) -> dict[str, Any]:
+    response = client.post("/v1/datasets/synthetic", json={"n_samples": 40, "n_features": 3, "random_state": 0})
+    assert response.status_code == 201
+    return response.json()
+
+
+JOB_CASES = [
+    ("unknown dataset", {"dataset_id": "ds_nope"}, 422, "/dataset_id"),
+    ("unknown target", {"target": "nope"}, 422, "/target"),
+    ("unknown feature", {"features": ["x0", "zz"]}, 422, "/features/1"),
+    ("negative alpha", {"penalty": {"type": "l1", "alpha": -1}}, 422, "/penalty/alpha"),
+    ("l1_ratio above 1", {"penalty": {"type": "elasticnet", "alpha": 1, "l1_ratio": 1.5}}, 422, "/penalty/l1_ratio"),
+    ("unknown penalty type", {"penalty": {"type": "l3", "alpha": 1}}, 422, "/penalty/type"),
+    ("alpha as string", {"penalty": {"type": "l1", "alpha": "big"}}, 422, "/penalty/alpha"),
+    ("both notations", {"penalty": {"type": "l1", "alpha": 1, "lambda1": 1}}, 422, "/penalty"),
+    ("typo in field", {"penalty": {"type": "l1", "alhpa": 1}}, 422, "/penalty/alhpa"),
+    ("test_size 1", {"split": {"test_size": 1.0}}, 422, "/split/test_size"),
+]
+
+
+@pytest.mark.parametrize(("case", "patch", "status", "loc"), JOB_CASES, ids=[c[0] for c in JOB_CASES])
+def test_bad_job_specs(client: TestClient, dataset: dict[str, Any], case: str, patch: dict[str, Any], status: int, loc: str) -> None:
+    body = {"dataset_id": dataset["id"], "target": "y", "penalty": {"type": "l1", "alpha": 0.1}, **patch}
+    problem = assert_problem(client.post("/v1/jobs", json=body), status)
+    assert any(e["loc"].startswith(loc) for e in problem["errors"]), problem
+    assert client.get("/v1/jobs").json()["total"] == 0
+
+
+@pytest.fixture
+def model_id(client: TestClient, dataset: dict[str, Any]) -> str:
+    job = client.post("/v1/jobs", json={"dataset_id": dataset["id"], "target": "y", "penalty": {"type": "l2"}}).json()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        current = client.get(f"/v1/jobs/{job['id']}").json()
+        if current["status"] == "succeeded":
+            return str(current["model_id"])
+        assert current["status"] in ("queued", "running"), current
+        time.sleep(0.05)
+    raise AssertionError("fit did not finish")
+
+
+PREDICT_CASES = [
+    ("wrong width", {"rows": [[1.0, 2.0]]}, "/rows/0"),
+    ("string value", {"rows": [[1.0, "abc", 3.0]]}, "/rows/0/1"),
+    ("bool value", {"rows": [[1.0, True, 3.0]]}, "/rows/0/1"),
+    ("NaN string", {"rows": [[1.0, 2.0, "NaN"]]}, "/rows/0/2"),
+    ("missing column", {"records": [{"x0": 1.0, "x1": 2.0}]}, "x2"),
+    ("rows not a list", {"rows": 5}, "/rows"),
+    ("neither rows nor records", {"data": [[1, 2, 3]]}, "/"),
+]
+
+
+@pytest.mark.parametrize(("case", "payload", "loc"), PREDICT_CASES, ids=[c[0] for c in PREDICT_CASES])
+def test_bad_predictions(client: TestClient, model_id: str, case: str, payload: dict[str, Any], loc: str) -> None:
+    problem = assert_problem(client.post(f"/v1/models/{model_id}/predict", json=payload), 422)
+    assert loc in str(problem)
+
+
+def test_predict_nan_literal_and_csv_errors(client: TestClient, model_id: str) -> None:
+    raw = b'{"rows": [[1.0, NaN, 3.0]]}'
+    response = client.post(f"/v1/models/{model_id}/predict", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code in (400, 422) and response.headers["content-type"].startswith(PROBLEM)
+    csv_body = b"x0,x1\n1,2\n"
+    assert_problem(
+        client.post(f"/v1/models/{model_id}/predict", content=csv_body, headers={"content-type": "text/csv"}),
+        422,
+        "x2",
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/v1/datasets/ds_missing"),
+        ("get", "/v1/datasets/ds_missing/rows"),
+        ("delete", "/v1/datasets/ds_missing"),
+        ("get", "/v1/jobs/job_missing"),
+        ("post", "/v1/jobs/job_missing/cancel"),
+        ("get", "/v1/models/mdl_missing"),
+        ("get", "/v1/models/mdl_missing/export"),
+        ("delete", "/v1/models/mdl_missing"),
+        ("post", "/v1/models/mdl_missing/predict"),
+    ],
+)
+def test_unknown_ids_are_404(client: TestClient, method: str, path: str) -> None:
+    kwargs: dict[str, Any] = {"json": {"rows": [[1]]}} if path.endswith("predict") else {}
+    assert_problem(getattr(client, method)(path, **kwargs), 404, "missing")
