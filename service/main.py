@@ -39,14 +39,17 @@ def validation_problem(exc: RequestValidationError) -> dict[str, Any]:
     items = []
     for err in exc.errors():
         loc = [p for p in err.get("loc", ()) if not str(p).startswith("function-after")]
-        items.append({"loc": _json_pointer(loc), "msg": err.get("msg", "invalid"), "type": err.get("type")})
+        items.append(
+            {"loc": _json_pointer(loc), "msg": err.get("msg", "invalid"), "type": err.get("type")}
+        )
     first = items[0] if items else {"loc": "/", "msg": "invalid request"}
     if any(item["type"] == "json_invalid" for item in items):
         malformed = errors.RegfitError(f"the body is not valid JSON: {first['msg']}", errors=items)
         malformed.title, malformed.slug = "Malformed JSON", "malformed-json"
         return malformed.problem()
     return errors.InvalidInput(
-        f"{first['loc']}: {first['msg']}" + (f" (and {len(items) - 1} more)" if len(items) > 1 else ""),
+        f"{first['loc']}: {first['msg']}"
+        + (f" (and {len(items) - 1} more)" if len(items) > 1 else ""),
         errors=items,
     ).problem()
 

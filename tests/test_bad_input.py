@@ -27,7 +27,11 @@ def assert_problem(response: Any, status: int, *needles: str) -> dict[str, Any]:
 
 def nothing_stored(client: TestClient, settings_data_dir: Path) -> None:
     assert client.get("/v1/datasets").json()["total"] == 0
-    files = [p for p in settings_data_dir.rglob("*") if p.is_file()] if settings_data_dir.exists() else []
+    files = (
+        [p for p in settings_data_dir.rglob("*") if p.is_file()]
+        if settings_data_dir.exists()
+        else []
+    )
     assert files == []
 
 
@@ -38,28 +42,44 @@ UPLOADS = [
 ]
 
 
-@pytest.mark.parametrize(("case", "filename", "content", "ctype", "needles"), UPLOADS, ids=[u[0] for u in UPLOADS])
-def test_bad_uploads(client: TestClient, settings: Any, case: str, filename: str, content: bytes, ctype: str, needles: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    ("case", "filename", "content", "ctype", "needles"), UPLOADS, ids=[u[0] for u in UPLOADS]
+)
+def test_bad_uploads(
+    client: TestClient,
+    settings: Any,
+    case: str,
+    filename: str,
+    content: bytes,
+    ctype: str,
+    needles: tuple[str, ...],
+) -> None:
     response = client.post("/v1/datasets", files={"file": (filename, content, ctype)})
     assert_problem(response, 422, *needles)
     nothing_stored(client, settings.data_dir)
 
 
 def test_ragged_json_rows(client: TestClient, settings: Any) -> None:
-    response = client.post("/v1/datasets", json={"columns": ["a", "b"], "rows": [[1, 2], [3], [4, 5]]})
+    response = client.post(
+        "/v1/datasets", json={"columns": ["a", "b"], "rows": [[1, 2], [3], [4, 5]]}
+    )
     body = assert_problem(response, 422)
     assert "/rows/1" in str(body)
     nothing_stored(client, settings.data_dir)
 
 
 def test_malformed_json(client: TestClient) -> None:
-    response = client.post("/v1/jobs", content=b'{"dataset_id": "x", ', headers={"content-type": "application/json"})
+    response = client.post(
+        "/v1/jobs", content=b'{"dataset_id": "x", ', headers={"content-type": "application/json"}
+    )
     assert_problem(response, 400, "JSON")
 
 
 @pytest.fixture
 def dataset(client: TestClient) -> dict[str, Any]:
-    response = client.post("/v1/datasets/synthetic", json={"n_samples": 40, "n_features": 3, "random_state": 0})
+    response = client.post(
+        "/v1/datasets/synthetic", json={"n_samples": 40, "n_features": 3, "random_state": 0}
+    )
     assert response.status_code == 201
     return response.json()
 
@@ -69,7 +89,12 @@ JOB_CASES = [
     ("unknown target", {"target": "nope"}, 422, "/target"),
     ("unknown feature", {"features": ["x0", "zz"]}, 422, "/features/1"),
     ("negative alpha", {"penalty": {"type": "l1", "alpha": -1}}, 422, "/penalty/alpha"),
-    ("l1_ratio above 1", {"penalty": {"type": "elasticnet", "alpha": 1, "l1_ratio": 1.5}}, 422, "/penalty/l1_ratio"),
+    (
+        "l1_ratio above 1",
+        {"penalty": {"type": "elasticnet", "alpha": 1, "l1_ratio": 1.5}},
+        422,
+        "/penalty/l1_ratio",
+    ),
     ("unknown penalty type", {"penalty": {"type": "l3", "alpha": 1}}, 422, "/penalty/type"),
     ("alpha as string", {"penalty": {"type": "l1", "alpha": "big"}}, 422, "/penalty/alpha"),
     ("both notations", {"penalty": {"type": "l1", "alpha": 1, "lambda1": 1}}, 422, "/penalty"),
@@ -78,9 +103,23 @@ JOB_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("case", "patch", "status", "loc"), JOB_CASES, ids=[c[0] for c in JOB_CASES])
-def test_bad_job_specs(client: TestClient, dataset: dict[str, Any], case: str, patch: dict[str, Any], status: int, loc: str) -> None:
-    body = {"dataset_id": dataset["id"], "target": "y", "penalty": {"type": "l1", "alpha": 0.1}, **patch}
+@pytest.mark.parametrize(
+    ("case", "patch", "status", "loc"), JOB_CASES, ids=[c[0] for c in JOB_CASES]
+)
+def test_bad_job_specs(
+    client: TestClient,
+    dataset: dict[str, Any],
+    case: str,
+    patch: dict[str, Any],
+    status: int,
+    loc: str,
+) -> None:
+    body = {
+        "dataset_id": dataset["id"],
+        "target": "y",
+        "penalty": {"type": "l1", "alpha": 0.1},
+        **patch,
+    }
     problem = assert_problem(client.post("/v1/jobs", json=body), status)
     assert any(e["loc"].startswith(loc) for e in problem["errors"]), problem
     assert client.get("/v1/jobs").json()["total"] == 0
@@ -88,7 +127,9 @@ def test_bad_job_specs(client: TestClient, dataset: dict[str, Any], case: str, p
 
 @pytest.fixture
 def model_id(client: TestClient, dataset: dict[str, Any]) -> str:
-    job = client.post("/v1/jobs", json={"dataset_id": dataset["id"], "target": "y", "penalty": {"type": "l2"}}).json()
+    job = client.post(
+        "/v1/jobs", json={"dataset_id": dataset["id"], "target": "y", "penalty": {"type": "l2"}}
+    ).json()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         current = client.get(f"/v1/jobs/{job['id']}").json()
@@ -110,19 +151,29 @@ PREDICT_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("case", "payload", "loc"), PREDICT_CASES, ids=[c[0] for c in PREDICT_CASES])
-def test_bad_predictions(client: TestClient, model_id: str, case: str, payload: dict[str, Any], loc: str) -> None:
+@pytest.mark.parametrize(
+    ("case", "payload", "loc"), PREDICT_CASES, ids=[c[0] for c in PREDICT_CASES]
+)
+def test_bad_predictions(
+    client: TestClient, model_id: str, case: str, payload: dict[str, Any], loc: str
+) -> None:
     problem = assert_problem(client.post(f"/v1/models/{model_id}/predict", json=payload), 422)
     assert loc in str(problem)
 
 
 def test_predict_nan_literal_and_csv_errors(client: TestClient, model_id: str) -> None:
     raw = b'{"rows": [[1.0, NaN, 3.0]]}'
-    response = client.post(f"/v1/models/{model_id}/predict", content=raw, headers={"content-type": "application/json"})
-    assert response.status_code in (400, 422) and response.headers["content-type"].startswith(PROBLEM)
+    response = client.post(
+        f"/v1/models/{model_id}/predict", content=raw, headers={"content-type": "application/json"}
+    )
+    assert response.status_code in (400, 422) and response.headers["content-type"].startswith(
+        PROBLEM
+    )
     csv_body = b"x0,x1\n1,2\n"
     assert_problem(
-        client.post(f"/v1/models/{model_id}/predict", content=csv_body, headers={"content-type": "text/csv"}),
+        client.post(
+            f"/v1/models/{model_id}/predict", content=csv_body, headers={"content-type": "text/csv"}
+        ),
         422,
         "x2",
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-from pathlib import Path
 
 from sqlalchemy import func, select, text
 
@@ -63,8 +62,16 @@ def test_session_rolls_back_on_error(db: Database) -> None:
         with db.session() as session:
             session.add(
                 Dataset(
-                    id="ds_x", name="x", filename="f", source_format="csv", n_rows=1,
-                    n_columns=1, columns=[], sha256="0" * 64, size_bytes=1, created_at=utcnow(),
+                    id="ds_x",
+                    name="x",
+                    filename="f",
+                    source_format="csv",
+                    n_rows=1,
+                    n_columns=1,
+                    columns=[],
+                    sha256="0" * 64,
+                    size_bytes=1,
+                    created_at=utcnow(),
                 )
             )
             session.flush()

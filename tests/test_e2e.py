@@ -128,7 +128,11 @@ def test_upload_fit_predict_restart(server: Server, tmp_path: Path) -> None:
 
         submitted = client.post(
             "/v1/jobs",
-            json={"dataset_id": dataset["id"], "target": "target", "penalty": {"type": "l1", "alpha": 0.1}},
+            json={
+                "dataset_id": dataset["id"],
+                "target": "target",
+                "penalty": {"type": "l1", "alpha": 0.1},
+            },
         )
         assert submitted.status_code == 202, submitted.text
         assert submitted.headers["location"] == f"/v1/jobs/{submitted.json()['id']}"
@@ -138,7 +142,9 @@ def test_upload_fit_predict_restart(server: Server, tmp_path: Path) -> None:
 
         model = client.get(f"/v1/models/{job['model_id']}").json()
         assert model["features"] == names
-        assert model["metrics"]["test"]["r2"] == pytest.approx(reference.score(X_test, y_test), rel=1e-6)
+        assert model["metrics"]["test"]["r2"] == pytest.approx(
+            reference.score(X_test, y_test), rel=1e-6
+        )
         assert model["n_nonzero"] == int(np.count_nonzero(reference[-1].coef_))
         scaled = np.array([model["coefficients"]["scaled"][n] for n in names])
         np.testing.assert_allclose(scaled, reference[-1].coef_, rtol=1e-6, atol=1e-9)

@@ -179,7 +179,12 @@ class LocalExecutor:
                     continue
                 # The process ended without finishing the job.
                 if run.stop_reason is not None:
-                    jobs.fail(session=session, job_id=job_id, attempt=run.attempt, problem=_problem(run.stop_reason))
+                    jobs.fail(
+                        session=session,
+                        job_id=job_id,
+                        attempt=run.attempt,
+                        problem=_problem(run.stop_reason),
+                    )
                 else:
                     jobs.requeue_or_fail(
                         session=session,

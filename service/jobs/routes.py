@@ -12,7 +12,14 @@ from service.datasets import service as datasets
 from service.jobs import service as jobs
 from service.jobs.schemas import JobOut, JobStatus, job_body
 from service.ml.spec import JobSpec
-from service.web import AppSettings, FastJSONResponse, PageParams, ReadSession, WriteSession, page_body
+from service.web import (
+    AppSettings,
+    FastJSONResponse,
+    PageParams,
+    ReadSession,
+    WriteSession,
+    page_body,
+)
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -24,14 +31,24 @@ def _check_columns(spec: JobSpec, columns: list[dict[str, Any]]) -> None:
     by_name = {c["name"]: c for c in columns}
     problems = []
     if spec.target not in by_name:
-        problems.append(errors.field_error("/target", f"column {spec.target!r} is not in the dataset; columns: {names[:50]}"))
+        problems.append(
+            errors.field_error(
+                "/target", f"column {spec.target!r} is not in the dataset; columns: {names[:50]}"
+            )
+        )
     elif str(by_name[spec.target].get("dtype", "")).lower() in _TEXT_DTYPES:
-        problems.append(errors.field_error("/target", f"target column {spec.target!r} is not numeric"))
+        problems.append(
+            errors.field_error("/target", f"target column {spec.target!r} is not numeric")
+        )
     for i, feature in enumerate(spec.features or []):
         if feature not in by_name:
-            problems.append(errors.field_error(f"/features/{i}", f"column {feature!r} is not in the dataset"))
+            problems.append(
+                errors.field_error(f"/features/{i}", f"column {feature!r} is not in the dataset")
+            )
         elif feature == spec.target:
-            problems.append(errors.field_error(f"/features/{i}", f"column {feature!r} is the target"))
+            problems.append(
+                errors.field_error(f"/features/{i}", f"column {feature!r} is the target")
+            )
     if problems:
         raise errors.InvalidInput(problems[0]["msg"], errors=problems)
 
@@ -49,7 +66,9 @@ def planned_fits(spec: JobSpec, max_candidates: int) -> int:
     if candidates > max_candidates:
         raise errors.InvalidInput(
             f"the search has {candidates} candidates; the limit is {max_candidates}",
-            errors=[errors.field_error("/tuning", f"{candidates} candidates > limit {max_candidates}")],
+            errors=[
+                errors.field_error("/tuning", f"{candidates} candidates > limit {max_candidates}")
+            ],
         )
     return candidates * tuning.cv.folds + 1
 
@@ -83,7 +102,9 @@ def list_jobs(
     status: Annotated[JobStatus | None, Query()] = None,
 ) -> dict[str, Any]:
     """Lists jobs, newest first."""
-    items, total = jobs.list_page(session=session, limit=page.limit, offset=page.offset, status=status)
+    items, total = jobs.list_page(
+        session=session, limit=page.limit, offset=page.offset, status=status
+    )
     return page_body([job_body(j) for j in items], total=total, page=page)
 
 
@@ -101,5 +122,3 @@ def cancel_job(job_id: str, request: Request, session: WriteSession) -> dict[str
     session.commit()
     request.app.state.executor.cancel(job_id)
     return body
-
-

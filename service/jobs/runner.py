@@ -45,7 +45,12 @@ def _progress_writer(db: Database, job_id: str, attempt: int) -> Callable[[int, 
         last = now
         with db.session() as session:
             jobs.set_progress(
-                session=session, job_id=job_id, attempt=attempt, done=done, total=total, message=message
+                session=session,
+                job_id=job_id,
+                attempt=attempt,
+                done=done,
+                total=total,
+                message=message,
             )
 
     return report
@@ -95,7 +100,9 @@ def execute(job_id: str, attempt: int, *, db: Database, settings: Settings) -> s
             should_stop=_stop_checker(db, job_id, attempt),
         )
         with db.session() as session:
-            model = models.create_for_job(session=session, job_id=job_id, attempt=attempt, spec=spec, outcome=outcome)
+            model = models.create_for_job(
+                session=session, job_id=job_id, attempt=attempt, spec=spec, outcome=outcome
+            )
         return "succeeded" if model is not None else _status(db, job_id)
     except errors.RegfitError as exc:
         problem = exc.problem()

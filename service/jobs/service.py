@@ -53,7 +53,9 @@ def get(*, session: Session, job_id: str) -> Job:
     return job
 
 
-def list_page(*, session: Session, limit: int, offset: int, status: str | None = None) -> tuple[list[Job], int]:
+def list_page(
+    *, session: Session, limit: int, offset: int, status: str | None = None
+) -> tuple[list[Job], int]:
     """Lists jobs, newest first."""
     query = select(Job)
     count = select(func.count()).select_from(Job)
@@ -140,11 +142,18 @@ def statuses(*, session: Session, job_ids: list[str]) -> dict[str, tuple[str, in
     return {row.id: (row.status, row.attempts) for row in rows}
 
 
-def set_progress(*, session: Session, job_id: str, attempt: int, done: int, total: int, message: str) -> None:
+def set_progress(
+    *, session: Session, job_id: str, attempt: int, done: int, total: int, message: str
+) -> None:
     session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == "running", Job.attempts == attempt)
-        .values(progress_done=done, progress_total=total, progress_message=message[:255], heartbeat_at=utcnow())
+        .values(
+            progress_done=done,
+            progress_total=total,
+            progress_message=message[:255],
+            heartbeat_at=utcnow(),
+        )
     )
 
 
@@ -154,12 +163,16 @@ def fail(*, session: Session, job_id: str, attempt: int | None, problem: dict[st
     if attempt is not None:
         query = query.where(Job.attempts == attempt)
     result = session.execute(
-        query.values(status="failed", error=problem, finished_at=utcnow(), progress_message="failed")
+        query.values(
+            status="failed", error=problem, finished_at=utcnow(), progress_message="failed"
+        )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def requeue_or_fail(*, session: Session, job_id: str, attempt: int, reason: str, max_attempts: int) -> str:
+def requeue_or_fail(
+    *, session: Session, job_id: str, attempt: int, reason: str, max_attempts: int
+) -> str:
     """A job whose worker died: back to the queue, or failed once attempts are used up."""
     if attempt >= max_attempts:
         problem = errors.RegfitError(

@@ -30,7 +30,9 @@ def synthetic(client: TestClient, **params: Any) -> dict[str, Any]:
     return response.json()
 
 
-def wait(client: TestClient, job_id: str, timeout: float = 60, until: tuple[str, ...] = TERMINAL) -> dict[str, Any]:
+def wait(
+    client: TestClient, job_id: str, timeout: float = 60, until: tuple[str, ...] = TERMINAL
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = client.get(f"/v1/jobs/{job_id}").json()
@@ -55,10 +57,15 @@ SEED_PARAMS = {"n_samples": 100, "n_features": 20, "noise": 0.1, "random_state":
         ({"type": "l1", "alpha": 0.1}, Lasso(alpha=0.1)),
         ({"type": "lasso", "alpha": 0.5}, Lasso(alpha=0.5)),
         ({"type": "l2", "alpha": 0.1}, Ridge(alpha=0.1)),
-        ({"type": "elasticnet", "alpha": 0.2, "l1_ratio": 0.3}, ElasticNet(alpha=0.2, l1_ratio=0.3)),
+        (
+            {"type": "elasticnet", "alpha": 0.2, "l1_ratio": 0.3},
+            ElasticNet(alpha=0.2, l1_ratio=0.3),
+        ),
     ],
 )
-def test_fit_matches_sklearn_pipeline(client: TestClient, penalty: dict[str, Any], estimator: Any) -> None:
+def test_fit_matches_sklearn_pipeline(
+    client: TestClient, penalty: dict[str, Any], estimator: Any
+) -> None:
     dataset = synthetic(client, **SEED_PARAMS)
     job = submit(client, {"dataset_id": dataset["id"], "target": "y", "penalty": penalty})
     assert job["status"] == "queued" and job["spec"]["penalty"]["alpha"] == penalty["alpha"]
@@ -74,32 +81,46 @@ def test_fit_matches_sklearn_pipeline(client: TestClient, penalty: dict[str, Any
     assert model["features"] == names
     coef = np.array([model["coefficients"]["scaled"][n] for n in names])
     np.testing.assert_allclose(coef, reference[-1].coef_, rtol=1e-9, atol=1e-12)
-    assert model["metrics"]["test"]["r2"] == pytest.approx(reference.score(X_test, y_test), rel=1e-9)
-    predictions = client.post(f"/v1/models/{model['id']}/predict", json={"rows": X_test.tolist()}).json()
+    assert model["metrics"]["test"]["r2"] == pytest.approx(
+        reference.score(X_test, y_test), rel=1e-9
+    )
+    predictions = client.post(
+        f"/v1/models/{model['id']}/predict", json={"rows": X_test.tolist()}
+    ).json()
     np.testing.assert_allclose(predictions["predictions"], reference.predict(X_test), rtol=1e-9)
 
 
 def test_lambda_form_is_converted_and_echoed(client: TestClient) -> None:
     dataset = synthetic(client, **SEED_PARAMS)
-    job = submit(client, {"dataset_id": dataset["id"], "target": "y", "penalty": {"lambda1": 0.4, "lambda2": 0.1}})
+    job = submit(
+        client,
+        {"dataset_id": dataset["id"], "target": "y", "penalty": {"lambda1": 0.4, "lambda2": 0.1}},
+    )
     done = wait(client, job["id"])
     model = client.get(f"/v1/models/{done['model_id']}").json()
     penalty = model["penalty"]
     # J = MSE + λ1·|θ|₁ + λ2·|θ|² is ElasticNet with α = λ1/2 + λ2 and ρ = λ1 / (λ1 + 2λ2).
     assert penalty["type"] == "elasticnet"
-    assert penalty["alpha"] == pytest.approx(0.3) and penalty["l1_ratio"] == pytest.approx(0.4 / 0.6)
+    assert penalty["alpha"] == pytest.approx(0.3) and penalty["l1_ratio"] == pytest.approx(
+        0.4 / 0.6
+    )
     assert penalty["lambda1"] == pytest.approx(0.4) and penalty["lambda2"] == pytest.approx(0.1)
 
 
 def test_job_listing_is_newest_first_and_paged(client: TestClient) -> None:
     dataset = synthetic(client, n_samples=50, n_features=3, random_state=0)
     ids = [
-        submit(client, {"dataset_id": dataset["id"], "target": "y", "penalty": {"type": "l2", "alpha": a}})["id"]
+        submit(
+            client,
+            {"dataset_id": dataset["id"], "target": "y", "penalty": {"type": "l2", "alpha": a}},
+        )["id"]
         for a in (0.1, 1.0, 10.0)
     ]
     page = client.get("/v1/jobs", params={"limit": 2}).json()
     assert page["total"] == 3 and [j["id"] for j in page["items"]] == ids[::-1][:2]
-    assert [j["id"] for j in client.get("/v1/jobs", params={"offset": 2}).json()["items"]] == ids[:1]
+    assert [j["id"] for j in client.get("/v1/jobs", params={"offset": 2}).json()["items"]] == ids[
+        :1
+    ]
     for job_id in ids:
         wait(client, job_id)
     models = client.get("/v1/models").json()
@@ -108,7 +129,13 @@ def test_job_listing_is_newest_first_and_paged(client: TestClient) -> None:
 
 # An ill-conditioned design (effective rank 3) with a tiny alpha and tolerance: coordinate
 # descent needs millions of sweeps (~0.2 ms each), so the fit runs until it is stopped.
-SLOW_DATA = {"n_samples": 2000, "n_features": 300, "effective_rank": 3, "noise": 1.0, "random_state": 0}
+SLOW_DATA = {
+    "n_samples": 2000,
+    "n_features": 300,
+    "effective_rank": 3,
+    "noise": 1.0,
+    "random_state": 0,
+}
 SLOW_FIT = {"type": "l1", "alpha": 1e-7, "tol": 1e-14, "max_iter": 100_000_000}
 
 
@@ -131,7 +158,9 @@ def test_cancel_running_job_frees_the_worker(settings: Settings) -> None:
         assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
         # The one worker slot is free again: a small job runs to the end.
         small = synthetic(client, n_samples=50, n_features=3, random_state=1)
-        follow = submit(client, {"dataset_id": small["id"], "target": "y", "penalty": {"type": "l2"}})
+        follow = submit(
+            client, {"dataset_id": small["id"], "target": "y", "penalty": {"type": "l2"}}
+        )
         assert wait(client, follow["id"], timeout=30)["status"] == "succeeded"
         assert time.monotonic() - started < 15
         assert pid is not None and not _alive(pid)
@@ -171,7 +200,9 @@ def _orphan(db: Database, dataset_id: str, attempts: int) -> str:
     """A job left running by a process that no longer exists."""
     from service.ml.spec import JobSpec
 
-    spec = JobSpec.model_validate({"dataset_id": dataset_id, "target": "y", "penalty": {"type": "l2"}})
+    spec = JobSpec.model_validate(
+        {"dataset_id": dataset_id, "target": "y", "penalty": {"type": "l2"}}
+    )
     with db.session() as session:
         job = jobs.create(session=session, spec=spec, executor="local", total=1)
         job.status, job.attempts, job.started_at = "running", attempts, utcnow()
