@@ -32,10 +32,12 @@ import math
 import os
 import re
 import tempfile
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import orjson
@@ -62,16 +64,19 @@ if TYPE_CHECKING:
 
 CSV_BLOCK_SIZE = 8 << 20
 JSONL_BLOCK_SIZE = 8 << 20
-MAX_JSON_LINE_BYTES = 64 << 20
+MAX_LINE_BYTES = 64 << 20
+PARSE_THREADS = min(os.cpu_count() or 1, 8)
 UPLOAD_FLUSH_BYTES = 4 << 20
 SNIFF_BYTES = 64 << 10
 ROW_GROUP_MAX_ROWS = 1 << 20
-ROW_GROUP_MAX_BYTES = 64 << 20
+ROW_GROUP_MAX_BYTES = 32 << 20
 BATCH_TARGET_BYTES = 32 << 20
 TEXT_UNIQUE_CAP = 10_000
 TOP_VALUES = 5
 MAX_NAME_FIELD_BYTES = 4096
 MAX_CSV_ATTEMPTS = 8
+
+_T = TypeVar("_T")
 
 CSV_NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL"]
 
@@ -547,7 +552,13 @@ class _ParquetSink:
         self.limits = limits
         self.schema = schema
         self.partial = tmp_dir(data_dir) / f"{dataset_id}.parquet.partial"
-        self.writer: pq.ParquetWriter | None = pq.ParquetWriter(self.partial, schema)
+        self.writer: pq.ParquetWriter | None = pq.ParquetWriter(
+            self.partial,
+            schema,
+            compression="snappy",
+            # Dictionary pages pay off for text; for numbers they cost more than they save.
+            use_dictionary=[f.name for f in schema if pa.types.is_string(f.type)],
+        )
         self.summaries: list[_NumericSummary | _TextSummary] = [
             _TextSummary(f.name) if pa.types.is_string(f.type) else _NumericSummary(f.name, f.type)
             for f in schema
@@ -783,6 +794,56 @@ def _ingest_parquet(
             ) from exc
 
 
+# Blocks and parallel parsing ------------------------------------------------------------------
+
+
+def _line_blocks(source: Path, block_size: int, label: str) -> Iterator[tuple[int, bytes]]:
+    """Blocks of whole lines, with the 1-based number of each block's first line."""
+    with source.open("rb") as stream:
+        carry = b""
+        line = 1
+        while chunk := stream.read(block_size):
+            data = carry + chunk if carry else chunk
+            cut = data.rfind(b"\n")
+            if cut < 0:
+                carry = data
+                if len(carry) > MAX_LINE_BYTES:
+                    raise InvalidInput(
+                        f"not a valid {label} file: line {line} is longer than "
+                        f"{MAX_LINE_BYTES} bytes",
+                        errors=[field_error(f"/file/lines/{line}", "line too long")],
+                    )
+                continue
+            block, carry = data[: cut + 1], data[cut + 1 :]
+            yield line, block
+            line += block.count(b"\n")
+        if carry.strip():
+            yield line, carry
+
+
+def _ordered_map(
+    function: Callable[[int, bytes], _T], blocks: Iterator[tuple[int, bytes]]
+) -> Iterator[_T]:
+    """``function`` over ``blocks`` on a few threads (Arrow parsers release the GIL), in order,
+    with at most one block per thread in flight so memory stays bounded."""
+    workers = PARSE_THREADS
+    if workers <= 1:
+        for line, block in blocks:
+            yield function(line, block)
+        return
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="regfit-parse")
+    window: deque[Future[_T]] = deque()
+    try:
+        for line, block in blocks:
+            window.append(pool.submit(function, line, block))
+            if len(window) > workers:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 # CSV -----------------------------------------------------------------------------------------
 
 _CSV_CONVERSION = re.compile(
@@ -792,52 +853,64 @@ _CSV_CONVERSION = re.compile(
 )
 
 
-@dataclass
-class _CsvReadState:
-    column_types: dict[str, pa.DataType] = field(default_factory=dict)
-    bad_rows: list[Any] = field(default_factory=list)
+class _CsvTypeMismatch(Exception):
+    """A value in a later block does not fit its column's type (the reader must widen it)."""
+
+    def __init__(self, column: int, value: str) -> None:
+        super().__init__(column, value)
+        self.column = column
+        self.value = value
 
 
-def _open_csv(
-    source: Path, state: _CsvReadState, block_size: int, *, as_text: list[str] | None = None
-) -> Any:
-    state.bad_rows.clear()
+def _parse_csv_block(
+    line: int,
+    block: bytes,
+    *,
+    names: list[str] | None,
+    column_types: dict[str, pa.DataType],
+) -> pa.Table:
+    """Parse one block of whole lines (the first block holds the header: ``names=None``)."""
+    bad_rows: list[Any] = []
 
     def on_invalid_row(row: Any) -> str:
-        state.bad_rows.append(row)
+        bad_rows.append(row)
         return "error"
 
-    column_types = (
-        {name: pa.string() for name in as_text} if as_text is not None else state.column_types
-    )
-    return pa_csv.open_csv(
-        source,
-        read_options=pa_csv.ReadOptions(use_threads=False, block_size=block_size),
-        parse_options=pa_csv.ParseOptions(invalid_row_handler=on_invalid_row),
-        convert_options=pa_csv.ConvertOptions(
-            column_types=column_types,
-            null_values=CSV_NULL_VALUES,
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=True,
-        ),
-    )
-
-
-def _csv_error(exc: Exception, state: _CsvReadState) -> InvalidInput:
-    if state.bad_rows:
-        row = state.bad_rows[0]
-        where = f"line {row.number}" if row.number is not None else "a row"
-        message = f"expected {row.expected_columns} columns, found {row.actual_columns}"
-        loc = f"/file/lines/{row.number}" if row.number is not None else "/file"
-        return InvalidInput(
-            f"not a valid CSV file: {where}: {message}", errors=[field_error(loc, message)]
+    try:
+        return pa_csv.read_csv(
+            pa.BufferReader(block),
+            read_options=pa_csv.ReadOptions(
+                use_threads=False, block_size=len(block) + 1, column_names=names
+            ),
+            parse_options=pa_csv.ParseOptions(invalid_row_handler=on_invalid_row),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=column_types,
+                null_values=CSV_NULL_VALUES,
+                strings_can_be_null=True,
+                quoted_strings_can_be_null=True,
+            ),
         )
-    text = str(exc)
-    if text.startswith("Empty CSV file"):
-        return InvalidInput(
-            "the uploaded file is empty", errors=[field_error("/file", "empty file")]
-        )
-    return InvalidInput(f"not a valid CSV file: {text}", errors=[field_error("/file", text)])
+    except pa.ArrowInvalid as exc:
+        if bad_rows:
+            row = bad_rows[0]
+            number = line + row.number - 1 if row.number is not None else None
+            where = f"line {number}" if number is not None else "a row"
+            message = f"expected {row.expected_columns} columns, found {row.actual_columns}"
+            loc = f"/file/lines/{number}" if number is not None else "/file"
+            raise InvalidInput(
+                f"not a valid CSV file: {where}: {message}", errors=[field_error(loc, message)]
+            ) from exc
+        match = _CSV_CONVERSION.search(str(exc))
+        if match is not None:
+            raise _CsvTypeMismatch(int(match["column"]), match["value"]) from exc
+        text = str(exc)
+        if text.startswith("Empty CSV file"):
+            raise InvalidInput(
+                "the uploaded file is empty", errors=[field_error("/file", "empty file")]
+            ) from exc
+        raise InvalidInput(
+            f"not a valid CSV file: {text}", errors=[field_error("/file", text)]
+        ) from exc
 
 
 def _csv_parses_as(column: pa.Array, dtype: pa.DataType) -> bool:
@@ -856,7 +929,7 @@ _WIDENING = {
 }
 
 
-def _widen(dtype: pa.DataType, values: pa.Array) -> pa.DataType:
+def _widen(dtype: pa.DataType, values: pa.Array | pa.ChunkedArray) -> pa.DataType:
     """The first type on ``dtype``'s widening ladder that every one of ``values`` parses as."""
     for candidate in _WIDENING.get(str(dtype), [pa.string()]):
         if pa.types.is_string(candidate) or _csv_parses_as(values, candidate):
@@ -864,56 +937,86 @@ def _widen(dtype: pa.DataType, values: pa.Array) -> pa.DataType:
     return pa.string()
 
 
-def _infer_csv_types(
-    source: Path, schema: pa.Schema, state: _CsvReadState, block_size: int
-) -> dict[str, pa.DataType]:
+def _infer_csv_types(source: Path, head: pa.Schema, block_size: int) -> dict[str, pa.DataType]:
     """Scan the whole file as text and widen each column's first-block type to fit every value."""
-    types = {f.name: state.column_types.get(f.name, f.type) for f in schema}
-    reader = _open_csv(source, state, block_size, as_text=list(schema.names))
-    for batch in reader:
-        for name, column in zip(schema.names, batch.columns, strict=True):
+    types = {f.name: f.type for f in head}
+    as_text = dict.fromkeys(head.names, pa.string())
+    blocks = _line_blocks(source, block_size, "CSV")
+    first = True
+
+    def parse(line: int, block: bytes) -> pa.Table:
+        nonlocal first
+        names, first = (None if first else head.names), False
+        return _parse_csv_block(line, block, names=names, column_types=as_text)
+
+    for table in _ordered_map(parse, blocks):
+        for name, column in zip(head.names, table.columns, strict=True):
             current = types[name]
-            if pa.types.is_string(current) or column.null_count == len(column):
-                continue
-            types[name] = _widen(current, column.drop_null())
+            if not pa.types.is_string(current) and column.null_count < len(column):
+                types[name] = _widen(current, column.drop_null())
     return types
+
+
+def _write_csv(
+    source: Path,
+    column_types: dict[str, pa.DataType],
+    *,
+    data_dir: Path,
+    dataset_id: str,
+    limits: IngestLimits,
+    block_size: int,
+) -> StoredDataset:
+    blocks = _line_blocks(source, block_size, "CSV")
+    first_line, first_block = next(blocks)
+    head = _parse_csv_block(first_line, first_block, names=None, column_types=column_types)
+    check_column_names(head.column_names, limits)
+    temporal = {f.name: pa.string() for f in head.schema if _is_temporal(f.type)}
+    if temporal:
+        # Keep dates and timestamps as the text that was sent.
+        column_types.update(temporal)
+        head = _parse_csv_block(first_line, first_block, names=None, column_types=column_types)
+    read_types = {f.name: f.type for f in head.schema}
+    names = head.column_names
+    schema = _target_schema(head.schema, limits)
+
+    def parse(line: int, block: bytes) -> pa.Table:
+        return _parse_csv_block(line, block, names=names, column_types=read_types)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        yield from head.to_batches()
+        for table in _ordered_map(parse, blocks):
+            yield from table.to_batches()
+
+    return _write_all(
+        batches(), schema=schema, data_dir=data_dir, dataset_id=dataset_id, limits=limits
+    )
 
 
 def _ingest_csv(
     source: Path, *, data_dir: Path, dataset_id: str, limits: IngestLimits, block_size: int
 ) -> StoredDataset:
-    state = _CsvReadState()
-    inferred = False
-    for _attempt in range(MAX_CSV_ATTEMPTS):
-        source_schema = None
+    column_types: dict[str, pa.DataType] = {}
+    head_schema: pa.Schema | None = None
+    for attempt in range(MAX_CSV_ATTEMPTS):
         try:
-            reader = _open_csv(source, state, block_size)
-            source_schema = reader.schema
-            check_column_names(list(source_schema.names), limits)
-            temporal = {f.name: pa.string() for f in source_schema if _is_temporal(f.type)}
-            if temporal:
-                # Keep dates and timestamps as the text that was sent.
-                state.column_types.update(temporal)
-                continue
-            schema = _target_schema(source_schema, limits)
-            return _write_all(
-                reader, schema=schema, data_dir=data_dir, dataset_id=dataset_id, limits=limits
+            return _write_csv(
+                source,
+                column_types,
+                data_dir=data_dir,
+                dataset_id=dataset_id,
+                limits=limits,
+                block_size=block_size,
             )
-        except pa.ArrowInvalid as exc:
-            match = _CSV_CONVERSION.search(str(exc))
-            if match is None or state.bad_rows or source_schema is None:
-                raise _csv_error(exc, state) from exc
-            if not inferred:
-                inferred = True
-                try:
-                    state.column_types = _infer_csv_types(source, source_schema, state, block_size)
-                except pa.ArrowInvalid as scan_exc:
-                    raise _csv_error(scan_exc, state) from scan_exc
+        except _CsvTypeMismatch as mismatch:
+            if head_schema is None:
+                head_schema = _csv_head_schema(source, column_types, block_size)
+            if attempt == 0:
+                column_types = _infer_csv_types(source, head_schema, block_size)
             else:
-                name = source_schema.names[int(match["column"])]
-                current = state.column_types.get(name, source_schema.field(name).type)
-                widened = _widen(current, pa.array([match["value"]]))
-                state.column_types[name] = pa.string() if widened == current else widened
+                name = head_schema.names[mismatch.column]
+                current = column_types.get(name, head_schema.field(name).type)
+                widened = _widen(current, pa.array([mismatch.value]))
+                column_types[name] = pa.string() if widened == current else widened
     raise InvalidInput(
         "not a valid CSV file: the column types could not be settled "
         f"after {MAX_CSV_ATTEMPTS} attempts",
@@ -921,31 +1024,14 @@ def _ingest_csv(
     )
 
 
-# JSON Lines ---------------------------------------------------------------------------------
-
-
-def _json_blocks(source: Path, block_size: int) -> Iterator[tuple[int, bytes]]:
-    """Blocks of whole lines, with the 1-based number of each block's first line."""
-    with source.open("rb") as stream:
-        carry = b""
-        line = 1
-        while chunk := stream.read(block_size):
-            data = carry + chunk
-            cut = data.rfind(b"\n")
-            if cut < 0:
-                carry = data
-                if len(carry) > MAX_JSON_LINE_BYTES:
-                    raise InvalidInput(
-                        f"not a valid JSON Lines file: line {line} is longer than "
-                        f"{MAX_JSON_LINE_BYTES} bytes",
-                        errors=[field_error(f"/file/lines/{line}", "line too long")],
-                    )
-                continue
-            block, carry = data[: cut + 1], data[cut + 1 :]
-            yield line, block
-            line += block.count(b"\n")
-        if carry.strip():
-            yield line, carry
+def _csv_head_schema(
+    source: Path, column_types: dict[str, pa.DataType], block_size: int
+) -> pa.Schema:
+    first_line, first_block = next(_line_blocks(source, block_size, "CSV"))
+    schema: pa.Schema = _parse_csv_block(
+        first_line, first_block, names=None, column_types=column_types
+    ).schema
+    return schema
 
 
 def _json_line_error(first_line: int, block: bytes) -> InvalidInput | None:
@@ -1048,15 +1134,20 @@ def _ingest_jsonl(
     # after its first block); pass 2 reads again with that explicit schema and writes.
     types: dict[str, pa.DataType] = {}
     n_rows = 0
-    for first_line, block in _json_blocks(source, block_size):
-        table = _read_json_block(first_line, block)
-        n_rows += table.num_rows
+
+    def block_schema(line: int, block: bytes) -> tuple[int, pa.Schema, int]:
+        table = _read_json_block(line, block)
+        return line, table.schema, table.num_rows
+
+    blocks = _line_blocks(source, block_size, "JSON Lines")
+    for first_line, block_types, block_rows in _ordered_map(block_schema, blocks):
+        n_rows += block_rows
         if n_rows > limits.max_rows:
             raise PayloadTooLarge(
                 f"the dataset has more than {limits.max_rows} rows (the limit)",
                 limit_rows=limits.max_rows,
             )
-        for f in table.schema:
+        for f in block_types:
             types[f.name] = _unify_json_type(f.name, types.get(f.name), f.type, first_line)
         if len(types) > limits.max_columns:
             check_column_names(list(types), limits)
@@ -1066,9 +1157,11 @@ def _ingest_jsonl(
     read_schema = pa.schema([pa.field(name, dtype) for name, dtype in types.items()])
     schema = _target_schema(read_schema, limits)
 
+    def parse(line: int, block: bytes) -> pa.Table:
+        return _read_json_block(line, block, read_schema).select(read_schema.names)
+
     def batches() -> Iterator[pa.RecordBatch]:
-        for first_line, block in _json_blocks(source, block_size):
-            table = _read_json_block(first_line, block, read_schema).select(read_schema.names)
+        for table in _ordered_map(parse, _line_blocks(source, block_size, "JSON Lines")):
             yield from table.to_batches()
 
     return _write_all(
