@@ -166,7 +166,7 @@ def test_access_log_is_one_json_object_per_request(
     assert entry["route"] == "/v1/models/{model_id}" and entry["status"] == 404
     assert isinstance(entry["duration_ms"], float) and entry["duration_ms"] >= 0
     assert entry["msg"] == "GET /v1/models/mdl_1 404"
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", entry["ts"])
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry["ts"])
 
 
 def test_access_log_can_be_turned_off(settings: Settings, access_lines: io.StringIO) -> None:
