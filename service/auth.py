@@ -32,7 +32,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -306,11 +306,49 @@ class AuthMiddleware:
         await self.app(scope, receive, send)
 
 
+_HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options"})
+
+
+def document(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the key schemes, and each operation's roles, 401 and 403, to an OpenAPI schema."""
+    schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+    schemes["bearer"] = {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key: `Authorization: Bearer <key>`.",
+    }
+    schemes["apiKey"] = {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            if method not in _HTTP_METHODS:
+                continue
+            roles = roles_for(method.upper(), path)
+            if not roles:
+                operation["security"] = []
+                continue
+            operation["security"] = [{"bearer": []}, {"apiKey": []}]
+            allowed = ", ".join(r for r in ROLES if r in roles)
+            note = f"Roles: {allowed} (when API keys are in use)."
+            operation["description"] = f"{operation.get('description', '')}\n\n{note}".strip()
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("401", {"description": "No API key, or an unknown or revoked one"})
+            responses.setdefault("403", {"description": f"The key's role is not one of: {allowed}"})
+    return schema
+
+
 def install(app: FastAPI, settings: Settings) -> None:
     """Add the API key middleware to ``app`` (a no-op filter while the API is open)."""
     store = KeyStore(app, settings)
     app.state.key_store = store
     app.add_middleware(AuthMiddleware, store=store, routes=observability.route_table(app))
+    build_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document(build_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 # --- `regfit serve` start-up check ----------------------------------------------------------

@@ -422,3 +422,14 @@ def test_serve_starts_open_on_loopback_and_says_so(tmp_path: Path) -> None:
     access = [e for e in lines if e.get("request_id") == "e2e-open-1"]
     assert access and access[0]["logger"] == "regfit.access"
     assert access[0]["route"] == "/v1/models" and access[0]["status"] == 200
+
+
+def test_openapi_documents_keys_and_roles(auth_client: TestClient) -> None:
+    schema = auth_client.get("/openapi.json").json()
+    assert set(schema["components"]["securitySchemes"]) == {"bearer", "apiKey"}
+    predict = schema["paths"]["/v1/models/{model_id}/predict"]["post"]
+    assert predict["security"] == [{"bearer": []}, {"apiKey": []}]
+    assert {"401", "403"} <= set(predict["responses"])
+    assert "Roles: admin, trainer, predictor" in predict["description"]
+    assert "Roles: admin, trainer (" in schema["paths"]["/v1/jobs"]["post"]["description"]
+    assert schema["paths"]["/healthz"]["get"]["security"] == []
