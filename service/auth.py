@@ -391,14 +391,15 @@ def check_serve_auth(settings: Settings, host: str) -> Settings:
         env_keys = parse_env_keys(settings.api_keys.get_secret_value())
     except ValueError as exc:
         raise AuthConfigError(str(exc)) from exc
+    keys = len(env_keys) + _stored_key_count(settings.database_url)
     if settings.auth == "off":
         log.warning(
             "REGFIT_AUTH=off: authentication is disabled — anyone who can reach %s can call "
-            "every route, including training and deletion",
+            "every route, including training and deletion%s",
             host,
+            f"; the {keys} configured API key(s) are ignored" if keys else "",
         )
         return settings
-    keys = len(env_keys) + _stored_key_count(settings.database_url)
     if keys:
         return settings.model_copy(update={"auth": "on"})
     create_hint = "create one with `regfit keys create --role admin` or set REGFIT_API_KEYS"

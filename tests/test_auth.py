@@ -362,6 +362,9 @@ def test_serve_check_rules(settings: Settings, caplog: pytest.LogCaptureFixture)
         off = settings.model_copy(update={"auth": "off"})
         assert auth.check_serve_auth(off, "0.0.0.0").auth == "off"
         assert "REGFIT_AUTH=off" in caplog.text
+        off_with_keys = off.model_copy(update={"api_keys": env_keys()})
+        assert auth.check_serve_auth(off_with_keys, "0.0.0.0").auth == "off"
+        assert "the 3 configured API key(s) are ignored" in caplog.text
     keyed = settings.model_copy(update={"api_keys": env_keys()})
     assert auth.check_serve_auth(keyed, "0.0.0.0").auth == "on"  # revoking keys later fails closed
     assert [auth.is_loopback(h) for h in ("127.0.0.1", "127.0.0.5", "localhost", "[::1]")] == [
