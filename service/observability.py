@@ -231,23 +231,24 @@ class JobsCollector:
     def collect(self) -> Iterator[Metric]:
         from service.tables import Job
 
-        counts = dict.fromkeys(JOB_STATES, 0)
+        counts: dict[str, int] | None = None
         db = getattr(self.app.state, "db", None)
         if db is not None:
             try:
                 with db.session(readonly=True) as session:
                     rows = session.execute(select(Job.status, func.count()).group_by(Job.status))
-                    counts.update({status: int(n) for status, n in rows})
+                    counts = dict.fromkeys(JOB_STATES, 0) | {s: int(n) for s, n in rows}
                     self._count_finished(session)
             except Exception:  # a scrape must not fail because the database hiccups
                 log.warning("could not read job metrics from the database", exc_info=True)
-        jobs = GaugeMetricFamily("regfit_jobs", "Jobs by state.", labels=["state"])
-        for state, n in counts.items():
-            jobs.add_metric([state], n)
-        yield jobs
-        yield GaugeMetricFamily(
-            "regfit_queue_depth", "Jobs queued and not yet started.", value=counts["queued"]
-        )
+        if counts is not None:  # unknown is left out (stale), never reported as zero
+            jobs = GaugeMetricFamily("regfit_jobs", "Jobs by state.", labels=["state"])
+            for state, n in counts.items():
+                jobs.add_metric([state], n)
+            yield jobs
+            yield GaugeMetricFamily(
+                "regfit_queue_depth", "Jobs queued and not yet started.", value=counts["queued"]
+            )
         yield from self.durations.collect()
 
     def _count_finished(self, session: Any) -> None:
