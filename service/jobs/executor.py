@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import threading
@@ -116,6 +117,12 @@ class LocalExecutor:
         self._thread = threading.Thread(target=self._loop, name="regfit-dispatcher", daemon=True)
         self._thread.start()
 
+    @staticmethod
+    def _warm_fork_server() -> None:
+        """Start the fork server (and its scikit-learn imports) before the first job needs it."""
+        with contextlib.suppress(Exception):
+            multiprocessing.forkserver.ensure_running()
+
     def stop(self) -> None:
         self._stopping.set()
         self._wake.set()
@@ -149,6 +156,7 @@ class LocalExecutor:
     # -- dispatcher ---------------------------------------------------------------------
 
     def _loop(self) -> None:
+        self._warm_fork_server()
         while not self._stopping.is_set():
             try:
                 self._tick()
