@@ -677,6 +677,9 @@ def _write_all(
         return sink.finish()
     except BaseException:
         sink.abort()
+        close = getattr(batches, "close", None)
+        if close is not None:  # stop the parser threads now, not when the traceback is freed
+            close()
         raise
 
 
@@ -904,13 +907,22 @@ def _parse_csv_block(
         if match is not None:
             raise _CsvTypeMismatch(int(match["column"]), match["value"]) from exc
         text = str(exc)
-        if text.startswith("Empty CSV file"):
+        if "Empty CSV file" in text:
             raise InvalidInput(
                 "the uploaded file is empty", errors=[field_error("/file", "empty file")]
             ) from exc
         raise InvalidInput(
             f"not a valid CSV file: {text}", errors=[field_error("/file", text)]
         ) from exc
+
+
+def _first_block(blocks: Iterator[tuple[int, bytes]]) -> tuple[int, bytes]:
+    first = next(blocks, None)
+    if first is None:  # only blanks
+        raise InvalidInput(
+            "the uploaded file is empty", errors=[field_error("/file", "empty file")]
+        )
+    return first
 
 
 def _csv_parses_as(column: pa.Array, dtype: pa.DataType) -> bool:
@@ -967,7 +979,7 @@ def _write_csv(
     block_size: int,
 ) -> StoredDataset:
     blocks = _line_blocks(source, block_size, "CSV")
-    first_line, first_block = next(blocks)
+    first_line, first_block = _first_block(blocks)
     head = _parse_csv_block(first_line, first_block, names=None, column_types=column_types)
     check_column_names(head.column_names, limits)
     temporal = {f.name: pa.string() for f in head.schema if _is_temporal(f.type)}
@@ -1027,7 +1039,7 @@ def _ingest_csv(
 def _csv_head_schema(
     source: Path, column_types: dict[str, pa.DataType], block_size: int
 ) -> pa.Schema:
-    first_line, first_block = next(_line_blocks(source, block_size, "CSV"))
+    first_line, first_block = _first_block(_line_blocks(source, block_size, "CSV"))
     schema: pa.Schema = _parse_csv_block(
         first_line, first_block, names=None, column_types=column_types
     ).schema

@@ -19,6 +19,8 @@ from sklearn.datasets import make_regression
 from service.config import Settings
 from service.main import create_app
 
+pytestmark = pytest.mark.backends("sqlite", "postgres")
+
 PROBLEM = "application/problem+json"
 
 
@@ -285,6 +287,8 @@ BAD_UPLOADS = [
     # (case, filename, content, content type, status, detail needle, error loc)
     ("empty file", "e.csv", b"", "text/csv", 422, "empty", "/file"),
     ("header only", "h.csv", b"a,b\n", "text/csv", 422, "dataset has no rows", "/file"),
+    ("blank lines only", "b.csv", b"\n\n\n", "text/csv", 422, "empty", "/file"),
+    ("empty jsonl", "e.jsonl", b"\n\n", "application/x-ndjson", 422, "no rows", "/file"),
     ("binary garbage csv", "g.csv", GARBAGE, "text/csv", 422, "not a valid CSV file", "/file"),
     ("invalid utf-8", "u.csv", b"a,b\n\xff\xfe,1\n", "text/csv", 422, "not a valid CSV", "/file"),
     ("garbage jsonl", "g.jsonl", GARBAGE, "application/x-ndjson", 422, "JSON Lines", "/file"),
