@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     broker_url: str = "redis://127.0.0.1:6379/0"
     worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    # Celery: the queue `regfit worker` consumes and the API sends `run_job` to. A job whose
+    # message the broker does not accept is retried until it has waited this long, then failed.
+    celery_queue: str = Field(default="regfit", min_length=1)
+    dispatch_timeout_seconds: float = Field(default=600.0, gt=0)
 
     # Limits: bad or oversized input is answered with 413/422, never a 500.
     max_upload_bytes: int = Field(default=2 * 1024**3, ge=1)

@@ -1,14 +1,23 @@
-"""Shared fixtures: a fresh, migrated SQLite file and data directory per test."""
+"""Shared fixtures: a fresh, migrated database and data directory per test.
+
+The database is a SQLite file unless a module asks for more backends with
+``pytestmark = pytest.mark.backends("sqlite", "postgres")``: its tests then run once per
+backend (ids ``[sqlite]``, ``[postgres]``), PostgreSQL getting a fresh database cloned from a
+template built once by the real migrations.
+"""
 
 from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
 
 from service import migrate
 from service.config import Settings
@@ -27,12 +36,44 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+BACKENDS = ("sqlite", "postgres")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "backends(*names): run the module's tests on each database backend named"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker("backends")
+    if marker is None or "backend" not in metafunc.fixturenames:
+        return
+    unknown = set(marker.args) - set(BACKENDS)
+    assert not unknown, f"unknown backends {unknown}; known: {BACKENDS}"
+    params = [
+        pytest.param(name, marks=[pytest.mark.postgres] if name == "postgres" else [])
+        for name in marker.args
+    ]
+    metafunc.parametrize("backend", params, indirect=True, ids=list(marker.args))
+
+
 @pytest.fixture
-def settings(tmp_path: Path, migrated_template: Path) -> Settings:
-    db_path = tmp_path / "regfit.db"
-    shutil.copyfile(migrated_template, db_path)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend of this test: "sqlite" unless the module's marker says more."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def settings(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    if backend == "postgres":
+        database_url = request.getfixturevalue("pg_migrated_url")
+    else:
+        db_path = tmp_path / "regfit.db"
+        shutil.copyfile(request.getfixturevalue("migrated_template"), db_path)
+        database_url = f"sqlite:///{db_path}"
     return Settings(
-        database_url=f"sqlite:///{db_path}",
+        database_url=database_url,
         data_dir=tmp_path / "data",
         workers=2,
         _env_file=None,  # type: ignore[call-arg]
@@ -67,25 +108,43 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
-    import uuid
-
-    from sqlalchemy import create_engine, text
-
+@contextmanager
+def _pg_database(template: str | None = None) -> Iterator[str]:
+    """A new PostgreSQL database (empty, or a copy of ``template``), dropped afterwards."""
     name = "regfit_test_" + uuid.uuid4().hex[:12]
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    clone = f' TEMPLATE "{template}"' if template else ""
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"{clone}'))
     except Exception as exc:
         admin.dispose()
-        unavailable(f"PostgreSQL at {PG_ADMIN_URL} is unreachable: {type(exc).__name__}")
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+        unavailable(f"PostgreSQL at {PG_ADMIN_URL} is unreachable: {type(exc).__name__}: {exc}")
     try:
-        yield url
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    with _pg_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A PostgreSQL database built once by the real migrations, cloned for each test."""
+    with _pg_database() as url:
+        migrate.upgrade_to_head(url)  # disposes its engine: a template must have no sessions
+        yield url.rsplit("/", 1)[1]
+
+
+@pytest.fixture
+def pg_migrated_url(pg_template: str) -> Iterator[str]:
+    """A fresh PostgreSQL database at the migrations' head, dropped afterwards."""
+    with _pg_database(template=pg_template) as url:
+        yield url

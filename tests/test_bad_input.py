@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+pytestmark = pytest.mark.backends("sqlite", "postgres")
+
 PROBLEM = "application/problem+json"
 
 

@@ -14,6 +14,8 @@ import time
 import traceback
 from collections.abc import Callable
 
+from sqlalchemy.exc import OperationalError
+
 from service import errors
 from service.config import Settings
 from service.datasets import service as datasets
@@ -106,6 +108,10 @@ def execute(job_id: str, attempt: int, *, db: Database, settings: Settings) -> s
         return "succeeded" if model is not None else _status(db, job_id)
     except errors.RegfitError as exc:
         problem = exc.problem()
+    except OperationalError:
+        # The database went away (restart, dropped connection): the attempt is lost, not
+        # failed. The executor puts the job back in the queue (bounded attempts).
+        raise
     except Exception as exc:  # the job fails with the reason; the worker survives
         log.exception("job %s attempt %s crashed", job_id, attempt)
         problem = errors.RegfitError(

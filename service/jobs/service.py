@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -222,3 +223,128 @@ def running_on_host(*, session: Session, executor: str) -> list[Job]:
 
 def stale_cutoff(seconds: float) -> datetime:
     return utcnow() - timedelta(seconds=seconds)
+
+
+# -- Celery executor: deliveries, heartbeats, dispatch ------------------------------------
+
+
+def claim_delivery(
+    *,
+    session: Session,
+    job_id: str,
+    pid: int,
+    stale_before: datetime,
+    max_attempts: int,
+    worker_gone: Callable[[Job], bool],
+) -> int | None:
+    """Claims a job for a delivered ``run_job`` message; returns the attempt, or None.
+
+    A delivery may start a queued job, or take over a running one whose worker is gone (its
+    heartbeat is older than ``stale_before``, or ``worker_gone(job)`` says so): that is a
+    redelivery after a worker died. A job that is finished, cancelled or healthily running
+    elsewhere is left alone. A job whose attempts are used up is failed with the reason.
+    """
+    claimable = (Job.status == "queued") | (
+        (Job.status == "running")
+        & ((Job.heartbeat_at.is_(None)) | (Job.heartbeat_at < stale_before))
+    )
+    attempt = _claim_where(session=session, job_id=job_id, pid=pid, condition=claimable)
+    if attempt is not None:
+        return attempt
+    job = session.get(Job, job_id, populate_existing=True)
+    if job is None or job.status != "running":
+        return None
+    stale = job.heartbeat_at is None or job.heartbeat_at < stale_before
+    if not stale and not worker_gone(job):
+        return None
+    if job.attempts >= max_attempts:
+        requeue_or_fail(
+            session=session,
+            job_id=job_id,
+            attempt=job.attempts,
+            reason="its worker was lost",
+            max_attempts=max_attempts,
+        )
+        return None
+    taken_over = (Job.status == "running") & (Job.attempts == job.attempts)
+    return _claim_where(session=session, job_id=job_id, pid=pid, condition=taken_over)
+
+
+def _claim_where(*, session: Session, job_id: str, pid: int, condition: Any) -> int | None:
+    now = utcnow()
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, condition)
+        .values(
+            status="running",
+            attempts=Job.attempts + 1,
+            started_at=now,
+            heartbeat_at=now,
+            worker_host=HOSTNAME,
+            worker_pid=pid,
+            progress_done=0,
+            progress_message="starting",
+            error=None,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    attempts = session.scalar(select(Job.attempts).where(Job.id == job_id))
+    return int(attempts) if attempts is not None else None
+
+
+def heartbeat_attempt(*, session: Session, job_id: str, attempt: int) -> bool:
+    """Refreshes the heartbeat of one attempt; False once that attempt no longer runs."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running", Job.attempts == attempt)
+        .values(heartbeat_at=utcnow())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def undispatched(*, session: Session, executor: str, limit: int) -> list[tuple[str, int]]:
+    """Queued jobs whose message has not reached the broker yet: (id, attempts), oldest first."""
+    rows = session.execute(
+        select(Job.id, Job.attempts)
+        .where(Job.status == "queued", Job.executor == executor, Job.dispatched.is_(False))
+        .order_by(Job.created_at, Job.id)
+        .limit(limit)
+    ).all()
+    return [(row.id, row.attempts) for row in rows]
+
+
+def mark_dispatched(*, session: Session, job_id: str, attempts: int) -> bool:
+    """Records that the broker accepted the message for the job still queued at ``attempts``."""
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "queued", Job.attempts == attempts)
+        .values(dispatched=True)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def fail_undispatched(*, session: Session, job_id: str, attempts: int, reason: str) -> bool:
+    """Fails a queued job whose message could not be handed to the broker in time."""
+    problem = errors.ServiceUnavailable(reason).problem()
+    problem.update(title="Job could not be enqueued", type=errors.PROBLEM_TYPE_BASE + "enqueue")
+    result = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.status == "queued",
+            Job.attempts == attempts,
+            Job.dispatched.is_(False),
+        )
+        .values(status="failed", error=problem, finished_at=utcnow(), progress_message="failed")
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def time_limit_problem(limit_seconds: float) -> dict[str, Any]:
+    """The error of a job stopped by ``REGFIT_JOB_TIME_LIMIT_SECONDS``."""
+    detail = f"time limit of {limit_seconds:g} s exceeded"
+    problem = errors.RegfitError(detail, status=504).problem()
+    problem.update(title="Job time limit exceeded", type=errors.PROBLEM_TYPE_BASE + "time-limit")
+    return problem

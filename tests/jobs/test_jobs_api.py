@@ -21,6 +21,8 @@ from service.db import Database, utcnow
 from service.jobs import service as jobs
 from service.tables import Job, Model
 
+pytestmark = pytest.mark.backends("sqlite", "postgres")
+
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
