@@ -12,10 +12,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service import auth, errors, migrate, observability
 from service.config import Settings, get_settings
 from service.datasets import routes as dataset_routes
+from service.datasets import storage as dataset_storage
 from service.db import Database
 from service.jobs import executor as job_executor
 from service.jobs import routes as job_routes
@@ -81,6 +83,30 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(err.problem(), headers=headers)
 
 
+class FormEncodedAsJSON:
+    """Reads an ``application/x-www-form-urlencoded`` body as JSON.
+
+    No route takes form fields, and ``curl -d '{...}'`` sends JSON with that content type
+    unless told otherwise; treating it as JSON beats a puzzling validation error.
+    """
+
+    _FORM = b"application/x-www-form-urlencoded"
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
+            headers = scope["headers"]
+            for i, (name, value) in enumerate(headers):
+                if name == b"content-type" and value.startswith(self._FORM):
+                    headers = list(headers)
+                    headers[i] = (b"content-type", b"application/json")
+                    scope = {**scope, "headers": headers}
+                    break
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, *, start_executor: bool = True) -> FastAPI:
     """Build the application. The lifespan opens the database and starts the job executor."""
     settings = settings or get_settings()
@@ -89,6 +115,7 @@ def create_app(settings: Settings | None = None, *, start_executor: bool = True)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        dataset_storage.sweep_partial_files(settings.data_dir)
         app.state.db = db
         app.state.executor = job_executor.create_executor(settings, db)
         if start_executor:
@@ -135,11 +162,13 @@ def create_app(settings: Settings | None = None, *, start_executor: bool = True)
             return problem_response(err.problem())
         return FastJSONResponse({"status": "ready"})
 
+    # Models first: FastAPI matches routes in order, and predictions are the hot path.
+    app.include_router(model_routes.router)
     app.include_router(dataset_routes.router)
     app.include_router(job_routes.router)
-    app.include_router(model_routes.router)
     # The middleware added last runs first: every response, a 401 too, gets a request id,
     # is counted and is logged.
+    app.add_middleware(FormEncodedAsJSON)
     auth.install(app, settings)
     observability.install(app, settings)
     return app

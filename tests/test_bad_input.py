@@ -198,3 +198,15 @@ def test_predict_nan_literal_and_csv_errors(client: TestClient, model_id: str) -
 def test_unknown_ids_are_404(client: TestClient, method: str, path: str) -> None:
     kwargs: dict[str, Any] = {"json": {"rows": [[1]]}} if path.endswith("predict") else {}
     assert_problem(getattr(client, method)(path, **kwargs), 404, "missing")
+
+
+def test_curl_default_form_content_type_is_read_as_json(client: TestClient, model_id: str) -> None:
+    """`curl -d '{...}'` sends application/x-www-form-urlencoded; JSON bodies still work."""
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    ok = client.post(
+        f"/v1/models/{model_id}/predict", content=b'{"rows": [[1, 2, 3]]}', headers=form
+    )
+    assert ok.status_code == 200, ok.text
+    assert len(ok.json()["predictions"]) == 1
+    bad = client.post(f"/v1/models/{model_id}/predict", content=b"a=1&b=2", headers=form)
+    assert_problem(bad, 400, "JSON")

@@ -32,6 +32,7 @@ import math
 import os
 import re
 import tempfile
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -154,6 +155,21 @@ def tmp_dir(data_dir: Path) -> Path:
     path = data_dir / "tmp"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def sweep_partial_files(data_dir: Path, *, older_than_seconds: float = 3600.0) -> int:
+    """Delete partial files a killed process left in ``tmp/``; returns how many.
+
+    Only old ones: another API process sharing the data directory may be mid-upload.
+    """
+    cutoff = time.time() - older_than_seconds
+    removed = 0
+    for path in tmp_dir(data_dir).iterdir():
+        with contextlib.suppress(OSError):
+            if path.is_file() and path.stat().st_mtime < cutoff:
+                path.unlink()
+                removed += 1
+    return removed
 
 
 def remove_file(path: Path | None) -> None:
