@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -12,6 +11,7 @@ from service.datasets import service as datasets
 from service.jobs import service as jobs
 from service.jobs.schemas import JobOut, JobStatus, job_body
 from service.ml.spec import JobSpec
+from service.ml.tuning import count_candidates
 from service.web import (
     AppSettings,
     FastJSONResponse,
@@ -58,11 +58,7 @@ def planned_fits(spec: JobSpec, max_candidates: int) -> int:
     if spec.tuning is None:
         return 1
     tuning = spec.tuning
-    if tuning.strategy == "grid":
-        sizes = [len(v) for v in tuning.space.values() if isinstance(v, list)]
-        candidates = math.prod(sizes) if sizes else 1
-    else:
-        candidates = tuning.n_trials
+    candidates = count_candidates(tuning, spec.penalty)
     if candidates > max_candidates:
         raise errors.InvalidInput(
             f"the search has {candidates} candidates; the limit is {max_candidates}",

@@ -25,8 +25,9 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from service.errors import FitError, RegfitError
+from service.ml import tuning
 from service.ml.metrics import finite_or_none, regression_metrics
-from service.ml.penalties import penalty_notations, resolve_penalty
+from service.ml.penalties import Penalty, penalty_notations, resolve_penalty
 from service.ml.pipeline import (
     Columns,
     DesignTransformer,
@@ -90,10 +91,35 @@ def split_rows(n_rows: int, split: SplitSpec) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _tune(
-    columns: Columns, layout: FeatureLayout, y: np.ndarray, train: np.ndarray, spec: JobSpec
-) -> Any:
+    columns: Columns,
+    layout: FeatureLayout,
+    y: np.ndarray,
+    train: np.ndarray,
+    spec: JobSpec,
+    *,
+    progress: Progress,
+    should_stop: StopCheck,
+) -> tuning.TuningOutcome:
     """Run the cross-validated search of ``spec.tuning`` on the training rows."""
-    raise FitError("tuning is not available in this build")
+    assert spec.tuning is not None
+
+    def search_progress(done: int, total: int, message: str) -> None:
+        progress(done, total + 1, message)  # + 1: the final refit on the training split
+
+    try:
+        return tuning.search(
+            columns,
+            layout,
+            spec.preprocessing,
+            y,
+            train,
+            spec.tuning,
+            spec.penalty,
+            progress=search_progress,
+            should_stop=should_stop,
+        )
+    except tuning.TuningCancelled as exc:
+        raise FitCancelled("the job was asked to stop") from exc
 
 
 def coefficient_tables(
@@ -160,13 +186,19 @@ def fit_job(
     )
     y = target_values(columns, spec.target)
     train, test = split_rows(len(y), spec.split)
+    tuned: tuning.TuningOutcome | None = None
+    fits_done, fits_total, message = 0, 1, "fitting"
     if spec.tuning is not None:
-        _tune(columns, layout, y, train, spec)
-    penalty = resolve_penalty(spec.penalty, len(train))
+        tuned = _tune(columns, layout, y, train, spec, progress=progress, should_stop=should_stop)
+        penalty = tuned.penalty
+        fits_done, fits_total = tuned.fits_done, tuned.fits_total + 1
+        message = "refitting the selected candidate on the training split"
+    else:
+        penalty = resolve_penalty(spec.penalty, len(train))
     if should_stop():
         raise FitCancelled("the job was asked to stop")
 
-    progress(0, 1, "fitting")
+    progress(fits_done, fits_total, message)
     design = DesignTransformer(layout, spec.preprocessing)
     estimator = penalty.estimator()
     started = time.perf_counter()
@@ -207,10 +239,76 @@ def fit_job(
         "n_test": len(test),
         "split": spec.split.model_dump(),
         "warnings": _warning_messages(caught),
+        "path": None,
     }
+    if tuned is not None:
+        summary["tuning"] = tuned.summary
+        summary["metrics"]["cv"] = tuned.cv_metrics
+        summary["warnings"] = [*tuned.warnings, *summary["warnings"]]
+        _fill_comparison(tuned, penalty, summary, X_train, y[train])
+    summary["path"] = _regularization_path(design, penalty, X_train, y[train], tuned)
     document = _portable_document(layout, design, coef, intercept, notations, training_sha256)
-    progress(1, 1, "done")
+    progress(fits_total, fits_total, "done")
     return FitOutcome(portable=document, summary=summary)
+
+
+def _fill_comparison(
+    tuned: tuning.TuningOutcome,
+    chosen: Penalty,
+    summary: dict[str, Any],
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+) -> None:
+    """Refit each compared penalty's best candidate on the training split for ``n_nonzero``."""
+    comparison = tuned.summary.get("comparison")
+    if comparison is None:
+        return
+    for kind, penalty in tuned.comparison_penalties.items():
+        if penalty == chosen:
+            comparison[kind]["n_nonzero"] = summary["n_nonzero"]
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # only the count is kept from this fit
+            fitted = penalty.estimator().fit(X_train, y_train)
+        comparison[kind]["n_nonzero"] = int(np.count_nonzero(fitted.coef_))
+
+
+def _regularization_path(
+    design: DesignTransformer,
+    penalty: Penalty,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    tuned: tuning.TuningOutcome | None,
+) -> dict[str, Any]:
+    """The fitted penalty's coefficients (scaled units) along a range of alphas.
+
+    A tuned model's path runs over the searched alphas of the selected penalty and
+    ``l1_ratio``, with their CV scores; an untuned model's over
+    :func:`service.ml.tuning.default_path_alphas`.
+    """
+    if tuned is not None:
+        alphas = tuned.path_alphas
+    else:
+        alphas = tuning.default_path_alphas(X_train, y_train, penalty)
+    coefs, converged = tuning.coefficient_path(
+        X_train, y_train, penalty, alphas, problem=None if tuned is None else tuned.path_problem
+    )
+    names = design.feature_names_out_
+    return {
+        "penalty": penalty.kind,
+        "l1_ratio": penalty.l1_ratio,
+        "alpha": penalty.alpha,
+        "alphas": list(alphas),
+        "units": "scaled",
+        "coefficients": {
+            name: [finite_or_none(c) for c in coefs[j]] for j, name in enumerate(names)
+        },
+        "n_nonzero": [int(n) for n in np.count_nonzero(coefs, axis=0)],
+        "converged": converged,
+        "cv": None
+        if tuned is None
+        else {"mean": tuned.path_mean, "std": tuned.path_std, "scoring": tuned.summary["scoring"]},
+    }
 
 
 def _warning_messages(caught: list[warnings.WarningMessage]) -> list[str]:

@@ -270,12 +270,6 @@ def test_progress_and_cancellation() -> None:
         fit_job(dataset(), spec_of({"type": "l1"}), training_sha256="x", should_stop=lambda: True)
 
 
-def test_tuning_is_not_available_yet() -> None:
-    spec = spec_of({"type": "l1"}, tuning={"space": {"alpha": [0.1, 1.0]}})
-    with pytest.raises(FitError, match="tuning is not available"):
-        fit_job(dataset(), spec, training_sha256="x")
-
-
 def test_results_are_json_safe() -> None:
     columns = dataset(n=12)
     spec = spec_of({"type": "l1", "alpha": 0.1}, split={"test_size": 1})
