@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SOURCES := $(wildcard service tests benchmarks migrations)
 
 .PHONY: run test lint format pytest migrate worker bench clean
 
@@ -22,13 +23,13 @@ worker: $(STAMP)
 	$(BIN)/regfit worker
 
 lint: $(STAMP)
-	$(BIN)/ruff check service tests benchmarks migrations
-	$(BIN)/ruff format --check service tests benchmarks migrations
+	$(BIN)/ruff check $(SOURCES)
+	$(BIN)/ruff format --check $(SOURCES)
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format service tests benchmarks migrations
-	$(BIN)/ruff check --fix service tests benchmarks migrations
+	$(BIN)/ruff format $(SOURCES)
+	$(BIN)/ruff check --fix $(SOURCES)
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

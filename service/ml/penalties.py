@@ -1,4 +1,3 @@
-# ruff: noqa: RUF001, RUF002
 # The objectives are written in the seed text's notation (Greek letters, true minus signs).
 """Penalties: the scikit-learn estimator a spec stands for, and the seed's lambda notation.
 

@@ -95,6 +95,15 @@ def export_model(model_id: str, session: ReadSession) -> dict[str, Any]:
     return models.get_portable(session=session, model_id=model_id)
 
 
+@router.get("/{model_id}/path")
+def regularization_path(model_id: str, session: ReadSession) -> dict[str, Any]:
+    """The regularization path: coefficients and nonzero counts per alpha, and the CV curve."""
+    path = models.get(session=session, model_id=model_id).summary.get("path")
+    if path is None:
+        raise errors.NotFound(f"model {model_id!r} has no recorded regularization path")
+    return dict(path)
+
+
 @router.delete("/{model_id}", status_code=204)
 def delete_model(model_id: str, request: Request, session: WriteSession) -> Response:
     """Deletes a model."""
