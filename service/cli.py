@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from service.config import Settings, get_settings
 
@@ -48,17 +50,32 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from service.main import create_app
 
     app = create_app(settings)
-    uvicorn.run(
-        app,
-        host=host,
-        port=port,
-        log_level=settings.log_level,
-        loop="auto",
-        http="auto",
-        access_log=False,  # our middleware writes the access lines, with request ids
-        log_config=None,  # keep the JSON handler configure_logging installed
-    )
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level, **server_options())
     return 0
+
+
+def server_options() -> dict[str, Any]:
+    """uvicorn settings of ``regfit serve`` (benchmarks/floor_app.py serves with the same).
+
+    uvloop and httptools are named explicitly, so a missing wheel shows as a warning, not as
+    a silently slower prediction path. One process: on a 2-core machine a second uvicorn
+    worker competes with wrk-like clients and the training workers for the same cores, and
+    each API process would run its own dispatcher with its own ``REGFIT_WORKERS`` slots
+    (see benchmarks/README.md, "Server processes").
+    """
+    loop, http = "uvloop", "httptools"
+    if importlib.util.find_spec("uvloop") is None:
+        logging.getLogger("regfit").warning("uvloop is not installed; using asyncio's loop")
+        loop = "asyncio"
+    if importlib.util.find_spec("httptools") is None:
+        logging.getLogger("regfit").warning("httptools is not installed; using h11")
+        http = "h11"
+    return {
+        "loop": loop,
+        "http": http,
+        "access_log": False,  # our middleware writes the access lines, with request ids
+        "log_config": None,  # keep the JSON handler configure_logging installed
+    }
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:

@@ -418,6 +418,36 @@ def _check_rows(rows: Any, width: int, pointer: str, what: str) -> None:
     errors.raise_if_any("row")
 
 
+def _plain_number_matrix(model: CompiledModel, rows: Sequence[Sequence[Any]]) -> np.ndarray | None:
+    """``rows`` as one float64 matrix when every cell is a finite JSON number, else None.
+
+    The fast path of :func:`parse_rows` and :func:`parse_records` for all-numeric models: one
+    numpy conversion instead of a type check per cell. numpy turns lists of ints and floats
+    into an int or float array, and anything else (a string, a null, an object, a ragged or
+    nested row, an integer beyond 64 bits) into another dtype or an error; None then sends
+    the input to the per-cell path, which names every bad cell. The one value numpy lets
+    through is a boolean (as 0 or 1), so the cells equal to 0 or 1 are checked one by one.
+    """
+    if model.categorical_names:
+        return None
+    try:
+        matrix = np.array(rows)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    if matrix.dtype.kind not in "fi" or matrix.shape != (len(rows), model.n_features):
+        return None
+    matrix = matrix.astype(np.float64, copy=False)
+    if not np.isfinite(matrix).all():
+        return None
+    zero_or_one = np.flatnonzero((matrix == 0.0) | (matrix == 1.0))
+    if zero_or_one.size:
+        rows_of, columns_of = divmod(zero_or_one, model.n_features)
+        for i, j in zip(rows_of.tolist(), columns_of.tolist(), strict=True):
+            if type(rows[i][j]) is bool:
+                return None
+    return matrix
+
+
 def _transpose(rows: Sequence[Sequence[Any]], width: int) -> list[Sequence[Any]]:
     return list(zip(*rows, strict=True)) if rows else [() for _ in range(width)]
 
@@ -430,6 +460,8 @@ def parse_rows(model: CompiledModel, rows: list[list[Any]]) -> PredictInputs:
     InvalidInput
         Naming every bad row (``/rows/3``) or cell (``/rows/3/2``), up to a cap.
     """
+    if isinstance(rows, list) and (matrix := _plain_number_matrix(model, rows)) is not None:
+        return PredictInputs(numeric=matrix, categorical=[])
     width = model.n_features
     _check_rows(rows, width, "/rows", "features " + ", ".join(model.feature_names))
     return _inputs_from_columns(
@@ -470,6 +502,8 @@ def parse_records(model: CompiledModel, records: list[dict[str, Any]]) -> Predic
         errors.raise_if_any("record")
         raise AssertionError("unreachable: records failed to parse without an error")
     rows = [(value,) for value in picked] if len(names) == 1 else picked
+    if (matrix := _plain_number_matrix(model, rows)) is not None:
+        return PredictInputs(numeric=matrix, categorical=[])
     return _inputs_from_columns(
         model, _transpose(rows, len(names)), len(rows), lambda i, j: f"/records/{i}/{names[j]}"
     )

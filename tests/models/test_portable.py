@@ -345,3 +345,66 @@ def test_portable_module_does_not_import_sklearn() -> None:
         "assert not [m for m in sys.modules if m.split('.')[0] == 'sklearn'], 'sklearn imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- the all-numeric fast path ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def numeric_model() -> CompiledModel:
+    """Features x0, x1, x2, all numeric and imputed: rows take the one-conversion path."""
+    return fitted(columns_of(3, 0), {"type": "l2", "alpha": 1.0}, Ridge(alpha=1.0))[0]
+
+
+def test_numeric_rows_predict_as_the_per_cell_path(numeric_model: CompiledModel) -> None:
+    rng = np.random.default_rng(3)
+    rows: list[list[Any]] = rng.normal(size=(50, 3)).tolist()
+    rows[0] = [0, 1, 2]  # ints, and the 0/1 values a boolean would turn into
+    rows[1] = [0.0, 1.0, -0.0]
+    rows[2] = [2**62, -(2**62), 7]
+    # The CSV path converts every cell on its own: the reference for the fast path.
+    text_rows = [[repr(v) for v in row] for row in rows]
+    reference = predict(numeric_model, parse_table(numeric_model, ["x0", "x1", "x2"], text_rows))
+    np.testing.assert_array_equal(
+        predict(numeric_model, parse_rows(numeric_model, rows)), reference
+    )
+    records = [dict(zip(["x0", "x1", "x2"], row, strict=True)) for row in rows]
+    np.testing.assert_array_equal(
+        predict(numeric_model, parse_records(numeric_model, records)), reference
+    )
+
+
+@pytest.mark.parametrize(
+    ("cell", "fragment"),
+    [
+        ("1.5", "expected a number, got the string '1.5'"),
+        (True, "expected a number, got a boolean"),
+        (False, "expected a number, got a boolean"),
+        (None, None),  # imputed, not an error
+        (float("nan"), "nan is not a finite number"),
+        (float("inf"), "inf is not a finite number"),
+        (10**400, "is not a finite number"),
+        (2**64, None),  # beyond 64 bits, still a finite number
+        ([1.0], "expected a number, got an array"),
+        ({"v": 1}, "expected a number, got an object"),
+    ],
+)
+def test_numeric_model_rejects_the_same_cells(
+    numeric_model: CompiledModel, cell: Any, fragment: str | None
+) -> None:
+    rows = [[0.0, 1.0, 2.0], [0.0, cell, 1.0]]
+    if fragment is None:
+        assert predict(numeric_model, parse_rows(numeric_model, rows)).shape == (2,)
+        return
+    for call, payload, loc in (
+        (parse_rows, rows, "/rows/1/1"),
+        (parse_records, [dict(zip(["x0", "x1", "x2"], r, strict=True)) for r in rows], None),
+    ):
+        errors = errors_of(call, numeric_model, payload)
+        assert len(errors) == 1 and fragment in errors[0]["msg"]
+        assert errors[0]["loc"] == (loc or "/records/1/x1")
+
+
+def test_numeric_model_ragged_rows(numeric_model: CompiledModel) -> None:
+    errors = errors_of(parse_rows, numeric_model, [[0.0, 1.0, 2.0], [0.0, 1.0], [[1, 2, 3]]])
+    assert [e["loc"] for e in errors] == ["/rows/1", "/rows/2"]
