@@ -83,6 +83,7 @@ ROUTE_ROLES: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/v1/models"): PREDICTORS,
     ("GET", "/v1/models/{}"): PREDICTORS,
     ("GET", "/v1/models/{}/export"): PREDICTORS,
+    ("GET", "/v1/models/{}/path"): PREDICTORS,  # reads the model, like GET /v1/models/{}
     ("POST", "/v1/models/{}/predict"): PREDICTORS,
     ("DELETE", "/v1/models/{}"): TRAINERS,
 }

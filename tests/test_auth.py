@@ -142,6 +142,7 @@ def test_role_table_matches_the_contract() -> None:
         ("GET", "/v1/models"),
         ("GET", "/v1/models/{}"),
         ("GET", "/v1/models/{}/export"),
+        ("GET", "/v1/models/{}/path"),
         ("POST", "/v1/models/{}/predict"),
     }
     for (_method, path), roles in auth.ROUTE_ROLES.items():
