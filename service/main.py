@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -71,6 +72,14 @@ def install_error_handlers(app: FastAPI) -> None:
         err.title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
         err.slug = err.title.lower().replace(" ", "-")
         return problem_response(err.problem(), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(OperationalError)
+    async def _database_away(request: Request, exc: OperationalError) -> Response:
+        # A restarted or unreachable database is not the client's fault, nor a bug: 503, and
+        # the pool reconnects on the next request (pre-ping), without restarting the service.
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
+        err = errors.ServiceUnavailable("the database is unavailable; retry shortly")
+        return problem_response(err.problem(), headers={"Retry-After": "2"})
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

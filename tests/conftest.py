@@ -43,6 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "backends(*names): run the module's tests on each database backend named"
     )
+    config.addinivalue_line("markers", "rabbitmq: needs the RabbitMQ server")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -244,9 +244,12 @@ def claim_delivery(
     redelivery after a worker died. A job that is finished, cancelled or healthily running
     elsewhere is left alone. A job whose attempts are used up is failed with the reason.
     """
-    claimable = (Job.status == "queued") | (
-        (Job.status == "running")
-        & ((Job.heartbeat_at.is_(None)) | (Job.heartbeat_at < stale_before))
+    claimable = (Job.attempts < max_attempts) & (
+        (Job.status == "queued")
+        | (
+            (Job.status == "running")
+            & ((Job.heartbeat_at.is_(None)) | (Job.heartbeat_at < stale_before))
+        )
     )
     attempt = _claim_where(session=session, job_id=job_id, pid=pid, condition=claimable)
     if attempt is not None:

@@ -1,0 +1,224 @@
+"""The Celery application of ``REGFIT_EXECUTOR=celery``: the ``run_job`` task and ``regfit worker``.
+
+A message carries only a job id. The database decides who runs it: the task claims the job
+with a conditional UPDATE (queued, or running on a worker that is gone) and then runs the
+same :func:`service.jobs.runner.execute` as the local executor. Messages are acknowledged
+late and re-queued when a worker process is lost, so delivery is at least once; the claim
+and the runner's attempt-conditional writes make every extra delivery harmless (a job
+that is finished, cancelled or healthily running elsewhere is acknowledged and ignored).
+
+While an attempt runs, a heartbeat thread refreshes ``jobs.heartbeat_at``. The API's
+dispatcher re-queues and re-sends jobs whose heartbeat stopped (a worker killed with
+``-9``), so they run again on another worker within ``REGFIT_STALE_AFTER_SECONDS`` even on
+Redis, where an unacknowledged message otherwise waits for the visibility timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from types import TracebackType
+from typing import Any
+
+from celery import Celery
+from sqlalchemy.exc import OperationalError
+
+from service.config import Settings
+from service.db import Database
+from service.jobs import service as jobs
+from service.tables import Job
+
+log = logging.getLogger("regfit.celery")
+
+RUN_JOB_TASK = "regfit.run_job"
+RETRY_COUNTDOWN_SECONDS = 2.0
+# Redis re-delivers an unacknowledged message after the visibility timeout, so it must be
+# longer than any job may run; the dispatcher, not the timeout, recovers jobs of dead workers.
+MIN_VISIBILITY_TIMEOUT_SECONDS = 3600.0
+# Celery's own hard limit only backs up the heartbeat thread, which fails the job in time.
+HARD_TIME_LIMIT_GRACE_SECONDS = 60.0
+
+
+def visibility_timeout(settings: Settings) -> float:
+    return max(MIN_VISIBILITY_TIMEOUT_SECONDS, 2 * settings.job_time_limit_seconds)
+
+
+def create_celery(settings: Settings) -> Celery:
+    """A Celery app for ``settings`` (broker, queue, limits) with the ``run_job`` task."""
+    app = Celery("regfit", broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        task_store_errors_even_if_ignored=False,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_default_queue=settings.celery_queue,
+        task_time_limit=settings.job_time_limit_seconds + HARD_TIME_LIMIT_GRACE_SECONDS,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        # Keep running tasks when the broker connection drops: their message may be
+        # redelivered, and the database claim makes that second delivery a no-op.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=4.0,
+        broker_transport_options={"visibility_timeout": visibility_timeout(settings)},
+        enable_utc=True,
+    )
+
+    @app.task(name=RUN_JOB_TASK, bind=True, acks_late=True, reject_on_worker_lost=True)
+    def run_job(task: Any, job_id: str) -> str:
+        try:
+            return run_delivery(job_id, settings=settings)
+        except OperationalError as exc:  # the database is away; this message comes back later
+            log.warning("database unavailable for job %s: %s; retrying", job_id, exc)
+            raise task.retry(countdown=RETRY_COUNTDOWN_SECONDS, max_retries=None) from exc
+
+    return app
+
+
+_process_db: dict[int, Database] = {}
+
+
+def process_database(settings: Settings) -> Database:
+    """This process's engine (pool children never share a parent's connections)."""
+    pid = os.getpid()
+    db = _process_db.get(pid)
+    if db is None:
+        _process_db.clear()
+        db = _process_db[pid] = Database(settings.database_url)
+    return db
+
+
+def _worker_gone(job: Job) -> bool:
+    """A job's worker process on this host has died (its heartbeat may still look fresh)."""
+    from service.jobs.executor import pid_alive
+
+    return job.worker_host == jobs.HOSTNAME and not pid_alive(job.worker_pid)
+
+
+def run_delivery(job_id: str, *, settings: Settings) -> str:
+    """Handles one delivery of ``run_job(job_id)``: claim the job, run it, keep its heartbeat."""
+    from service.jobs import runner
+
+    db = process_database(settings)
+    with db.session() as session:
+        attempt = jobs.claim_delivery(
+            session=session,
+            job_id=job_id,
+            pid=os.getpid(),
+            stale_before=jobs.stale_cutoff(settings.stale_after_seconds),
+            max_attempts=settings.job_max_attempts,
+            worker_gone=_worker_gone,
+        )
+    if attempt is None:
+        log.info("job %s: delivery ignored (finished, cancelled or running elsewhere)", job_id)
+        return "ignored"
+    log.info("job %s: attempt %s started", job_id, attempt)
+    try:
+        with Heartbeat(db, job_id, attempt, settings):
+            status = runner.execute(job_id, attempt, db=db, settings=settings)
+    except OperationalError as exc:
+        # The attempt is lost, not failed: put the job back for the next delivery.
+        reason = f"database error while the job ran: {type(exc.orig).__name__}"
+        try:
+            with db.session() as session:
+                jobs.requeue_or_fail(
+                    session=session,
+                    job_id=job_id,
+                    attempt=attempt,
+                    reason=reason,
+                    max_attempts=settings.job_max_attempts,
+                )
+        except OperationalError:
+            pass  # still away: the API re-queues the job once its heartbeat is stale
+        log.warning("job %s attempt %s: %s", job_id, attempt, reason)
+        return "requeued"
+    log.info("job %s: attempt %s ended %s", job_id, attempt, status)
+    return status
+
+
+class Heartbeat:
+    """Refreshes an attempt's heartbeat, enforces the time limit, and stops an orphan.
+
+    A pool process whose worker was killed (``-9``) is re-parented; it then exits, so that
+    only the re-delivered attempt keeps running.
+    """
+
+    def __init__(self, db: Database, job_id: str, attempt: int, settings: Settings) -> None:
+        self.db = db
+        self.job_id = job_id
+        self.attempt = attempt
+        self.interval = settings.heartbeat_seconds
+        self.time_limit = settings.job_time_limit_seconds
+        self._stop = threading.Event()
+        self._parent = os.getppid()
+        self._started = time.monotonic()
+        self._thread = threading.Thread(
+            target=self._run, name=f"regfit-heartbeat-{job_id}", daemon=True
+        )
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            if os.getppid() != self._parent:
+                log.error("job %s: the worker process died; this orphan exits", self.job_id)
+                os._exit(70)
+            try:
+                self._beat()
+            except Exception as exc:  # the database may be away for a moment
+                log.warning("job %s: heartbeat failed: %s", self.job_id, exc)
+
+    def _beat(self) -> None:
+        overdue = time.monotonic() - self._started > self.time_limit
+        with self.db.session() as session:
+            running = jobs.heartbeat_attempt(
+                session=session, job_id=self.job_id, attempt=self.attempt
+            )
+            if running and overdue:
+                # The runner sees the job is no longer running at this attempt and stops.
+                jobs.fail(
+                    session=session,
+                    job_id=self.job_id,
+                    attempt=self.attempt,
+                    problem=jobs.time_limit_problem(self.time_limit),
+                )
+
+
+def worker_nodename() -> str:
+    """Unique per process, so several workers on one host never clash."""
+    return f"regfit-{os.getpid()}@{socket.gethostname()}"
+
+
+def run_worker(settings: Settings, concurrency: int | None = None) -> int:
+    """Runs a Celery worker (prefork pool) on ``settings.celery_queue`` until stopped."""
+    from service.jobs import runner  # noqa: F401  pool processes fork with scikit-learn loaded
+
+    app = create_celery(settings)
+    argv = [
+        "worker",
+        "--pool=prefork",
+        f"--concurrency={concurrency or settings.worker_concurrency}",
+        f"--queues={settings.celery_queue}",
+        f"--hostname={worker_nodename()}",
+        f"--loglevel={settings.log_level.upper()}",
+        "--without-gossip",
+    ]
+    app.worker_main(argv)
+    return 0
