@@ -564,3 +564,27 @@ def test_broker_down_fails_the_job_after_the_dispatch_timeout(settings: Settings
         assert job["error"]["title"] == "Job could not be enqueued"
         assert "could not be sent to the broker" in job["error"]["detail"]
         assert "Connection refused" in job["error"]["detail"]
+
+
+def test_scaleout_drill(redis_url: str, pg_url: str) -> None:
+    """benchmarks/scaleout_drill.py, smaller: every job succeeds with exactly one model."""
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "scaleout_drill.py"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--jobs=12",
+            "--workers=3",
+            "--json",
+            f"--broker={redis_url}",
+        ],
+        env={**os.environ, "REGFIT_TEST_PG_ADMIN_URL": PG_ADMIN_URL},
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["statuses"] == {"succeeded": 12}
+    assert figures["models"] == figures["jobs_with_a_model"] == 12
+    assert figures["killed_worker_pid"] and figures["max_attempts_used"] <= 2
