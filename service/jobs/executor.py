@@ -33,6 +33,10 @@ log = logging.getLogger("regfit.executor")
 
 POLL_SECONDS = 0.2
 TERMINATE_GRACE_SECONDS = 2.0
+# Training runs at a lower CPU priority than the API: on a machine with as many cores as
+# workers, a fit would otherwise take a whole core from the event loop and prediction
+# latency would track the training load (benchmarks/README.md, "Predictions under load").
+WORKER_NICENESS = 10
 RECOVERY_INTERVAL_SECONDS = 5.0
 _PR_SET_PDEATHSIG = 1
 
@@ -56,6 +60,8 @@ def _die_with_parent() -> None:
 def worker_main(job_id: str, attempt: int, settings_json: str) -> None:
     """Entry point of a local worker process."""
     _die_with_parent()
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICENESS)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from service.jobs import runner  # imported by the fork server already
@@ -111,7 +117,7 @@ class LocalExecutor:
 
     def start(self) -> None:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["service.jobs.runner"])
+        ctx.set_forkserver_preload(["service.jobs.worker_warmup"])
         self._context = ctx
         self._recover(at_start=True)
         self._thread = threading.Thread(target=self._loop, name="regfit-dispatcher", daemon=True)

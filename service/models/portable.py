@@ -101,6 +101,7 @@ class PredictInputs:
 
     numeric: np.ndarray
     categorical: list[Sequence[str | None]]
+    complete: bool = False  # known to hold no NaN (nothing to impute)
 
     @property
     def n_rows(self) -> int:
@@ -190,7 +191,11 @@ class CompiledModel:
         return self.impute_values is not None
 
     def predict_matrix(
-        self, X_num: np.ndarray, X_cat: Sequence[Sequence[str | None]] | None = None
+        self,
+        X_num: np.ndarray,
+        X_cat: Sequence[Sequence[str | None]] | None = None,
+        *,
+        complete: bool = False,
     ) -> np.ndarray:
         """Predict from a numeric block and the categorical columns.
 
@@ -200,6 +205,8 @@ class CompiledModel:
             float64 numeric features in ``numeric_names`` order; NaN is imputed.
         X_cat : list of sequences, optional
             One sequence of ``str``/None per categorical feature.
+        complete : bool, default False
+            The caller knows ``X_num`` has no NaN, so the imputation check is skipped.
 
         Returns
         -------
@@ -210,8 +217,8 @@ class CompiledModel:
             raise InvalidInput(
                 f"the numeric block must have shape (n_rows, {len(self.numeric_names)})"
             )
-        missing = np.isnan(X)
-        if missing.any():
+        missing = None if complete else np.isnan(X)
+        if missing is not None and missing.any():
             if self.impute_values is None:
                 raise InvalidInput("missing numeric values, and the model has no imputer")
             X = np.where(missing, self.impute_values, X)
@@ -461,7 +468,7 @@ def parse_rows(model: CompiledModel, rows: list[list[Any]]) -> PredictInputs:
         Naming every bad row (``/rows/3``) or cell (``/rows/3/2``), up to a cap.
     """
     if isinstance(rows, list) and (matrix := _plain_number_matrix(model, rows)) is not None:
-        return PredictInputs(numeric=matrix, categorical=[])
+        return PredictInputs(numeric=matrix, categorical=[], complete=True)
     width = model.n_features
     _check_rows(rows, width, "/rows", "features " + ", ".join(model.feature_names))
     return _inputs_from_columns(
@@ -503,7 +510,7 @@ def parse_records(model: CompiledModel, records: list[dict[str, Any]]) -> Predic
         raise AssertionError("unreachable: records failed to parse without an error")
     rows = [(value,) for value in picked] if len(names) == 1 else picked
     if (matrix := _plain_number_matrix(model, rows)) is not None:
-        return PredictInputs(numeric=matrix, categorical=[])
+        return PredictInputs(numeric=matrix, categorical=[], complete=True)
     return _inputs_from_columns(
         model, _transpose(rows, len(names)), len(rows), lambda i, j: f"/records/{i}/{names[j]}"
     )
@@ -560,14 +567,14 @@ def predict(model: CompiledModel, inputs: PredictInputs) -> np.ndarray:
     InvalidInput
         If a prediction overflows to a non-finite value.
     """
-    predictions = model.predict_matrix(inputs.numeric, inputs.categorical)
+    predictions = model.predict_matrix(inputs.numeric, inputs.categorical, complete=inputs.complete)
+    if np.isfinite(predictions).all():
+        return predictions
     overflow = np.flatnonzero(~np.isfinite(predictions))
-    if overflow.size:
-        raise InvalidInput(
-            f"the prediction of {overflow.size} row(s) is not a finite number (inputs too large)",
-            errors=[
-                field_error(f"/rows/{i}", f"row {i}: prediction overflows")
-                for i in overflow[:MAX_REPORTED_ERRORS].tolist()
-            ],
-        )
-    return predictions
+    raise InvalidInput(
+        f"the prediction of {overflow.size} row(s) is not a finite number (inputs too large)",
+        errors=[
+            field_error(f"/rows/{i}", f"row {i}: prediction overflows")
+            for i in overflow[:MAX_REPORTED_ERRORS].tolist()
+        ],
+    )
