@@ -36,5 +36,15 @@ pytest: $(STAMP)
 
 test: lint pytest
 
+# The benchmarks in quick mode (a few minutes; they print, they assert nothing). Full runs and
+# their figures: benchmarks/README.md. wrk is the Debian package `wrk`.
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python benchmarks/serving.py --quick
+	$(BIN)/python benchmarks/ingest.py --quick
+	$(BIN)/python benchmarks/fit_overhead.py --quick
+	$(BIN)/python benchmarks/scaling.py --quick
+	$(BIN)/python benchmarks/tuning.py --quick
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
