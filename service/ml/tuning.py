@@ -132,6 +132,7 @@ class _Base:
     alpha: float
     l1_ratio: float
     searched: frozenset[str]
+    max_iter: int | None
 
 
 def _base(tuning: TuningSpec, penalty: PenaltySpec, n_train: int = 1) -> _Base:
@@ -149,7 +150,7 @@ def _base(tuning: TuningSpec, penalty: PenaltySpec, n_train: int = 1) -> _Base:
         alpha = penalty.alpha
     if penalty.l1_ratio is not None:
         l1_ratio = penalty.l1_ratio
-    return _Base(kinds, float(alpha), float(l1_ratio), frozenset(tuning.space))
+    return _Base(kinds, float(alpha), float(l1_ratio), frozenset(tuning.space), penalty.max_iter)
 
 
 def _values(tuning: TuningSpec, key: str, default: float) -> list[float]:
@@ -507,9 +508,12 @@ class TrainingMoments:
         ys = self.y - self.y_shift
         self.blocks = [np.asarray(b) for b in blocks]
         self.block_gram, self.block_sum, self.block_zy, self.block_ysum = [], [], [], []
+        self.block_min, self.block_max = [], []
         for b in self.blocks:
             Zb = Z[b]  # one copy; ``Zb.T @ Zb`` of one array is a symmetric rank-k update
             self.block_gram.append(Zb.T @ Zb)
+            self.block_min.append(Zb.min(axis=0))
+            self.block_max.append(Zb.max(axis=0))
             self.block_sum.append(Zb.sum(axis=0))
             self.block_zy.append(Zb.T @ ys[b])
             self.block_ysum.append(float(ys[b].sum()))
@@ -552,6 +556,16 @@ class TrainingMoments:
         z_mean = zsum / n
         y_mean = ysum / n
         centred = S - n * np.outer(z_mean, z_mean)
+        xy = zy - z_mean * ysum  # Σ(z − z̄)(y − ȳ) = Σ z·y' − z̄·Σy' with y' = y − shift
+        # A column constant on the fold's rows (a category it never sees, a numeric column
+        # with one value there) is exactly zero once centred, as in the fold's own pipeline;
+        # its moments would only hold rounding noise, which scaling could blow up.
+        lows = np.min([self.block_min[j] for j in others], axis=0)
+        highs = np.max([self.block_max[j] for j in others], axis=0)
+        constant = lows == highs
+        centred[constant, :] = 0.0
+        centred[:, constant] = 0.0
+        xy[constant] = 0.0
         d = np.ones(self.n_features)
         c = -self.shift  # unscaled columns keep their raw values
         if self.scaled and self.n_numeric:
@@ -559,12 +573,12 @@ class TrainingMoments:
             var = np.clip(np.diag(centred)[:m] / n, 0.0, None)
             raw_mean = z_mean[:m] + self.shift[:m]
             scale = np.sqrt(var)
-            scale[_is_constant(var, raw_mean, n)] = 1.0
+            scale[_is_constant(var, raw_mean, n) | constant[:m]] = 1.0
             d[:m] = 1.0 / scale
             c = c.copy()
             c[:m] = z_mean[:m]
         gram = centred * d[:, None] * d[None, :]
-        xy = (zy - z_mean * ysum) * d  # Σ(z − z̄)(y − ȳ) = Σ z·y' − z̄·Σy' with y' = y − shift
+        xy = xy * d
         train_positions = (
             np.arange(self.n_samples)
             if k is None
@@ -1020,6 +1034,23 @@ class _Search:
         self.scheduler.run(tasks)
 
 
+def estimator_penalty(common: Penalty, candidate: Candidate, max_iter: int | None) -> Penalty:
+    """The estimator of ``candidate``, with the job's shared settings (intercept, tol, ...).
+
+    ``max_iter`` None (the job left it unset) resolves per kind, as for a plain fit: 1000
+    for Lasso/ElasticNet, the solver's default for Ridge.
+    """
+    return Penalty(
+        candidate.kind,
+        candidate.alpha,
+        candidate.l1_ratio if candidate.kind == "elasticnet" else None,
+        fit_intercept=common.fit_intercept,
+        max_iter=max_iter if max_iter is not None else (None if candidate.kind == "l2" else 1000),
+        tol=common.tol,
+        positive=common.positive,
+    )
+
+
 def _scores_of(scores: CandidateScores, scoring: str) -> np.ndarray:
     column, sign = _SCORERS[scoring]
     return sign * scores.metrics[:, :, column]
@@ -1291,9 +1322,7 @@ def _outcome(
                 "best_index": top,
                 "n_nonzero": None,  # filled by the refit on the training split
             }
-            comparison_penalties[kind] = replace(
-                common, kind=c.kind, alpha=c.alpha, l1_ratio=c.l1_ratio
-            )
+            comparison_penalties[kind] = estimator_penalty(common, c, base.max_iter)
         summary["comparison"] = comparison
     chain = [j for j, i in enumerate(finished) if candidates[i].chain == chosen_candidate.chain]
     by_alpha: dict[float, int] = {}
@@ -1302,12 +1331,7 @@ def _outcome(
     path_alphas = sorted(by_alpha, reverse=True)
     chosen_metrics = scores.metrics[finished[chosen]].mean(axis=0)
     return TuningOutcome(
-        penalty=replace(
-            common,
-            kind=chosen_candidate.kind,
-            alpha=chosen_candidate.alpha,
-            l1_ratio=chosen_candidate.l1_ratio,
-        ),
+        penalty=estimator_penalty(common, chosen_candidate, base.max_iter),
         summary=summary,
         cv_metrics={
             name: finite_or_none(v) for name, v in zip(METRICS, chosen_metrics, strict=True)

@@ -84,6 +84,8 @@ def reference_inputs(columns: dict[str, Any], spec: JobSpec) -> tuple[np.ndarray
     text = any(np.asarray(columns[f]).dtype == object for f in features)
     X = np.column_stack([np.asarray(columns[f], dtype=object if text else float) for f in features])
     rows = np.arange(len(columns["y"]))
+    if spec.split.test_size == 0:
+        return X, np.asarray(columns["y"])
     train, _ = train_test_split(
         rows,
         test_size=spec.split.test_size,
@@ -216,6 +218,30 @@ def test_one_hot_without_missing_values_uses_the_moments_exactly() -> None:
     summary = fit_job(columns, spec, training_sha256="x").summary
     search = grid_search(columns, spec, Ridge(), {"est__alpha": alphas})
     assert_same_as(summary, search, rtol=1e-8, atol=1e-8)
+
+
+def test_a_column_constant_within_a_fold_gets_no_weight_there() -> None:
+    columns = regression(n=200, p=6, noise=5.0, seed=12)
+    flag = np.full(200, 0.3)
+    flag[:3] = 0.7  # only in the first block: constant on fold 0's training rows
+    columns = {"flag": flag, **columns}
+    for kind, estimator, alphas, tol in [
+        ("l2", Ridge(), [0.1, 10.0, 1000.0], 1e-8),
+        ("l1", Lasso(), [0.01, 0.3, 3.0], 1e-4),
+    ]:
+        spec = JobSpec.model_validate(
+            {
+                "dataset_id": "d",
+                "target": "y",
+                "features": [name for name in columns if name != "y"],
+                "penalty": {"type": kind},
+                "split": {"test_size": 0},
+                "tuning": {"space": {"alpha": alphas}},
+            }
+        )
+        summary = fit_job(columns, spec, training_sha256="x").summary
+        search = grid_search(columns, spec, estimator, {"est__alpha": alphas})
+        assert_same_as(summary, search, rtol=tol, atol=tol)
 
 
 def test_moment_folds_equal_the_folds_own_preprocessing() -> None:
@@ -597,3 +623,25 @@ def test_tuning_summary_is_json_safe_and_cv_metrics_match_the_chosen_candidate()
     for name, scorer in [("r2", "r2"), ("mse", "neg_mean_squared_error")]:
         reference = cross_val_score(pipe, X, y, cv=KFold(5), scoring=scorer).mean()
         assert abs(summary["metrics"]["cv"][name]) == pytest.approx(abs(reference), rel=1e-9)
+
+
+def test_each_compared_estimator_gets_its_own_default_max_iter() -> None:
+    columns = regression(n=80, p=6, noise=5.0, seed=1)
+    spec = job(columns, {}, {"space": {"penalty": ["ridge", "lasso"], "alpha": [0.01, 1.0, 100.0]}})
+    summary = fit_job(columns, spec, training_sha256="x").summary
+    comparison = summary["tuning"]["comparison"]
+    assert list(comparison) == ["l2", "l1"]
+    assert all(isinstance(entry["n_nonzero"], int) for entry in comparison.values())
+    expected = {"l1": 1000, "l2": None}[summary["penalty"]["type"]]
+    assert summary["penalty"]["max_iter"] == expected
+
+
+def test_lambda_form_penalty_is_searched_in_sklearn_alpha() -> None:
+    columns = regression(n=100, p=8, noise=5.0, seed=2)
+    spec = job(columns, {"lambda2": 0.5}, {"space": {"alpha": [0.1, 10.0, 1000.0]}})
+    summary = fit_job(columns, spec, training_sha256="x").summary
+    alpha = summary["tuning"]["best_params"]["alpha"]
+    echo = summary["penalty"]
+    assert echo["type"] == "l2" and echo["alpha"] == alpha
+    assert echo["given_as"] == "sklearn"
+    assert echo["lambda2"] == pytest.approx(alpha / summary["n_train"])
