@@ -37,6 +37,7 @@ from sklearn.metrics import mean_squared_error, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from service.ml.fitting import fit_job
 from service.ml.spec import JobSpec
@@ -89,6 +90,13 @@ def main() -> None:
     parser.add_argument("--sizes", default=DEFAULT_SIZES, help="rows x features, comma-separated")
     parser.add_argument("--repeat", type=int, default=3, help="runs per size (best of)")
     parser.add_argument("--quick", action="store_true", help="1000x20 and 100000x100, 2 runs")
+    parser.add_argument(
+        "--blas-threads",
+        type=int,
+        default=1,
+        help="BLAS threads of the in-process runs (default 1: as a worker has with the default "
+        "REGFIT_WORKERS = cores; 0 = the library's default)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.sizes, args.repeat = "1000x20,100000x100", 2
@@ -122,6 +130,7 @@ def main() -> None:
             through_service()  # untimed: the fork server's start-up, the file's first read
             columns = {f"x{j}": X[:, j] for j in range(p)} | {"y": y}
             spec = JobSpec.model_validate({"dataset_id": "in-process", **spec_body})
+            limits = threadpool_limits(args.blas_threads) if args.blas_threads else None
             best = best_of(
                 {
                     "service": through_service,
@@ -130,6 +139,8 @@ def main() -> None:
                 },
                 repeat,
             )
+            if limits is not None:
+                limits.restore_original_limits()
             (service_s, model), (sklearn_s, coef) = best["service"], best["sklearn"]
             fit_job_s = best["fit_job"][0]
             assert isinstance(model, dict) and isinstance(coef, np.ndarray)
@@ -167,6 +178,8 @@ def main() -> None:
     print(fmt_table(headers, rows))
     print("budget = 0.3 s + 10 % of the in-process sklearn time; service = submit → succeeded,")
     print("polled every 20 ms, plus reading the model; fit_job = the worker's computation alone")
+    blas = args.blas_threads or "the library's default"
+    print(f"in-process runs with {blas} BLAS thread(s); a worker has cores // REGFIT_WORKERS")
 
 
 if __name__ == "__main__":

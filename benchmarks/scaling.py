@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from harness import RESULTS, fmt_table
 from sklearn.datasets import make_regression
+from threadpoolctl import threadpool_limits
 
 from service.ml.fitting import fit_job
 from service.ml.spec import JobSpec
@@ -100,7 +101,12 @@ def main() -> None:
     parser.add_argument("--base-features", type=int, default=20, help="features of the row sweep")
     parser.add_argument("--quick", action="store_true", help="rows ≤ 100k, features ≤ 500")
     parser.add_argument("--output", default=str(RESULTS / "scaling.png"))
+    parser.add_argument(
+        "--blas-threads", type=int, default=1, help="as a worker has (1); 0 = library default"
+    )
     args = parser.parse_args()
+    if args.blas_threads:
+        threadpool_limits(args.blas_threads)
     if args.quick:
         args.rows, args.features = "1000,10000,100000", "10,100,500"
     sweeps: dict[str, list[tuple[int, dict[str, float]]]] = {"rows": [], "features": []}
@@ -116,7 +122,9 @@ def main() -> None:
         table.append([f"{args.base_rows:,}", n_features, *(f"{seconds[n]:.3f}" for n in SPECS)])
         print(f"  {args.base_rows:,}×{n_features}: done", flush=True)
     print()
-    print("fit_job seconds (in-process, one run each); tune = 6 alphas × 5 folds + refit")
+    blas = args.blas_threads or "default"
+    print(f"fit_job seconds, in-process, one run each, BLAS threads: {blas}")
+    print("tune = grid of 6 alphas × 5 folds, then the refit")
     print(fmt_table(["rows", "features", *(f"{n} s" for n in SPECS)], table))
     print(plot(sweeps, Path(args.output)))
 
