@@ -71,10 +71,26 @@ async def upload(request: Request, session: WriteSession, settings: AppSettings)
         create = functools.partial(
             datasets.create_from_json, session=session, settings=settings, body=body
         )
+    elif media in storage.FORMAT_BY_CONTENT_TYPE:
+        # A raw file body (curl --data-binary @x.csv -H 'content-type: text/csv'); the
+        # dataset's name comes from the `name` query parameter.
+        received = await storage.receive_file_body(
+            request.stream(),
+            source_format=storage.FORMAT_BY_CONTENT_TYPE[media],
+            content_type=media,
+            content_length=_content_length(request),
+            data_dir=settings.data_dir,
+            max_bytes=settings.max_upload_bytes,
+            name=request.query_params.get("name"),
+        )
+        create = functools.partial(
+            datasets.create_from_upload, session=session, settings=settings, upload=received
+        )
     else:
         raise UnsupportedMediaType(
             f"content type {media or 'none'!r} is not supported; send multipart/form-data "
-            "with a 'file' part, or application/json with columns + rows or records"
+            "with a 'file' part, a raw text/csv, application/vnd.apache.parquet or "
+            "application/x-ndjson body, or application/json with columns + rows or records"
         )
     row = await run_in_threadpool(create)
     return _created(row)

@@ -160,5 +160,9 @@ UPLOAD_REQUEST_BODY: dict[str, Any] = {
         "application/json": {
             "schema": {"oneOf": [InlineRows.model_json_schema(), InlineRecords.model_json_schema()]}
         },
+        # A raw file body; the dataset's name comes from the `name` query parameter.
+        "text/csv": {"schema": {"type": "string", "format": "binary"}},
+        "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}},
+        "application/x-ndjson": {"schema": {"type": "string", "format": "binary"}},
     },
 }

@@ -370,6 +370,48 @@ async def receive_multipart(
     )
 
 
+async def receive_file_body(
+    chunks: AsyncIterator[bytes],
+    *,
+    source_format: str,
+    content_type: str,
+    content_length: int | None,
+    data_dir: Path,
+    max_bytes: int,
+    name: str | None,
+) -> ReceivedUpload:
+    """Stream a raw CSV/Parquet/JSON Lines request body to a temp file (bounded memory)."""
+    if content_length is not None and content_length > max_bytes:
+        raise _too_large(content_length, max_bytes)
+    fd, tmp_name = tempfile.mkstemp(dir=tmp_dir(data_dir), prefix="upload-", suffix=".part")
+    path = Path(tmp_name)
+    received = 0
+    pending = bytearray()
+    try:
+        with os.fdopen(fd, "wb") as file:
+            async for chunk in chunks:
+                received += len(chunk)
+                if received > max_bytes:
+                    raise _too_large(received, max_bytes)
+                pending += chunk
+                if len(pending) >= UPLOAD_FLUSH_BYTES:
+                    data, pending = pending, bytearray()
+                    await to_thread.run_sync(file.write, data)
+            if pending:
+                await to_thread.run_sync(file.write, pending)
+    except BaseException:
+        remove_file(path)
+        raise
+    return ReceivedUpload(
+        path=path,
+        filename=None,
+        content_type=content_type,
+        source_format=source_format,
+        size_bytes=received,
+        name=name,
+    )
+
+
 async def receive_body(
     chunks: AsyncIterator[bytes], *, content_length: int | None, max_bytes: int
 ) -> bytes:
