@@ -36,7 +36,7 @@ from sqlalchemy import create_engine, text
 PG_ADMIN_URL = os.environ.get(
     "REGFIT_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-# Ill-conditioned, tiny tolerance, bounded sweeps: each job fits for about a second.
+# Ill-conditioned, tiny tolerance, bounded sweeps: each job fits for about a second (4000).
 DATA = {"n_samples": 2000, "n_features": 300, "effective_rank": 3, "noise": 1.0, "random_state": 0}
 TERMINAL = ("succeeded", "failed", "cancelled")
 
@@ -195,8 +195,8 @@ def purge(broker: str, queue: str) -> None:
         conn.default_channel.queue_delete(queue)
 
 
-def submit(client: httpx.Client, dataset_id: str, i: int) -> str:
-    penalty = {"type": "l1", "alpha": 1e-7 * (1 + i), "tol": 1e-14, "max_iter": 4000}
+def submit(client: httpx.Client, dataset_id: str, i: int, sweeps: int) -> str:
+    penalty = {"type": "l1", "alpha": 1e-7 * (1 + i), "tol": 1e-14, "max_iter": sweeps}
     response = client.post(
         "/v1/jobs", json={"dataset_id": dataset_id, "target": "y", "penalty": penalty}
     )
@@ -204,7 +204,7 @@ def submit(client: httpx.Client, dataset_id: str, i: int) -> str:
     return str(response.json()["id"])
 
 
-def run(n_jobs: int, n_workers: int, broker: str, workdir: Path) -> dict[str, Any]:
+def run(n_jobs: int, n_workers: int, broker: str, workdir: Path, sweeps: int) -> dict[str, Any]:
     drill = Drill(workdir, broker, n_workers)
     started = time.monotonic()
     try:
@@ -215,14 +215,14 @@ def run(n_jobs: int, n_workers: int, broker: str, workdir: Path) -> dict[str, An
             dataset = client.post("/v1/datasets/synthetic", json=DATA)
             dataset.raise_for_status()
             dataset_id = dataset.json()["id"]
-            ids = [submit(client, dataset_id, i) for i in range(third)]
+            ids = [submit(client, dataset_id, i, sweeps) for i in range(third)]
         killed_worker = drill.kill_worker_running(ids)
         with httpx.Client(base_url=drill.url, timeout=60) as client:
-            ids += [submit(client, dataset_id, i) for i in range(third, 2 * third)]
+            ids += [submit(client, dataset_id, i, sweeps) for i in range(third, 2 * third)]
         drill.kill_api()
         drill.start_api()
         with httpx.Client(base_url=drill.url, timeout=60) as client:
-            ids += [submit(client, dataset_id, i) for i in range(2 * third, n_jobs)]
+            ids += [submit(client, dataset_id, i, sweeps) for i in range(2 * third, n_jobs)]
         deadline = time.monotonic() + 60 + 10 * n_jobs
         while time.monotonic() < deadline:
             if all(drill.job(job_id)["status"] in TERMINAL for job_id in ids):
@@ -254,10 +254,13 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=30)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/14")
+    parser.add_argument(
+        "--sweeps", type=int, default=4000, help="coordinate-descent sweeps per job (its length)"
+    )
     parser.add_argument("--json", action="store_true", help="also print one JSON line")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="regfit-drill-") as tmp:
-        figures = run(args.jobs, args.workers, args.broker, Path(tmp))
+        figures = run(args.jobs, args.workers, args.broker, Path(tmp), args.sweeps)
     ok = (
         figures["succeeded"] == args.jobs
         and figures["models"] == args.jobs

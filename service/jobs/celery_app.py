@@ -40,6 +40,8 @@ RETRY_COUNTDOWN_SECONDS = 2.0
 MIN_VISIBILITY_TIMEOUT_SECONDS = 3600.0
 # Celery's own hard limit only backs up the heartbeat thread, which fails the job in time.
 HARD_TIME_LIMIT_GRACE_SECONDS = 60.0
+# A stopped attempt (cancelled, timed out) has this long to return before its process ends.
+STOP_GRACE_SECONDS = 2.0
 
 
 def visibility_timeout(settings: Settings) -> float:
@@ -176,16 +178,30 @@ class Heartbeat:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
+        ended_at: float | None = None  # when this attempt stopped being the job's current one
         while not self._stop.wait(self.interval):
             if os.getppid() != self._parent:
                 log.error("job %s: the worker process died; this orphan exits", self.job_id)
                 os._exit(70)
             try:
-                self._beat()
+                current = self._beat()
             except Exception as exc:  # the database may be away for a moment
                 log.warning("job %s: heartbeat failed: %s", self.job_id, exc)
+                continue
+            if current:
+                continue
+            ended_at = ended_at or time.monotonic()
+            # Cancelled, timed out or re-queued: the runner stops at its next check, but one
+            # long native fit never checks, and a revoke may miss this process. Then the
+            # process ends itself; Celery re-queues the message and the claim ignores it.
+            if time.monotonic() - ended_at > STOP_GRACE_SECONDS and not self._stop.is_set():
+                log.warning(
+                    "job %s: attempt %s stopped; ending its process", self.job_id, self.attempt
+                )
+                os._exit(71)
 
-    def _beat(self) -> None:
+    def _beat(self) -> bool:
+        """Refreshes the heartbeat; False once this attempt is no longer the running one."""
         overdue = time.monotonic() - self._started > self.time_limit
         with self.db.session() as session:
             running = jobs.heartbeat_attempt(
@@ -199,6 +215,8 @@ class Heartbeat:
                     attempt=self.attempt,
                     problem=jobs.time_limit_problem(self.time_limit),
                 )
+                running = False
+        return running
 
 
 def worker_nodename() -> str:

@@ -33,7 +33,6 @@ from service.config import Settings
 from service.db import Database
 from service.jobs import service as jobs
 from service.jobs.celery_app import RUN_JOB_TASK, create_celery
-from service.jobs.executor import pid_alive
 from service.main import create_app
 from service.ml.spec import JobSpec
 from service.tables import Job, Model
@@ -229,7 +228,7 @@ class Worker:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(3)
+                self.process.wait(1)
         with contextlib.suppress(ProcessLookupError):  # pool processes, orphans of a kill -9
             os.killpg(self.pid, signal.SIGKILL)
         if self.process.poll() is None:
@@ -239,12 +238,33 @@ class Worker:
         return f"--- {self.log_path.name}\n" + self.log_path.read_text(errors="replace")[-4000:]
 
 
-def parent_pid(pid: int) -> int | None:
+def _proc_stat(pid: int) -> list[str] | None:
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def parent_pid(pid: int) -> int | None:
+    stat = _proc_stat(pid)
+    return int(stat[1]) if stat else None
+
+
+def computing(pid: int | None, seconds: float = 1.0) -> bool:
+    """The process uses the CPU (an idle pool process waiting for work does not)."""
+    before = _proc_stat(pid) if pid else None
+    time.sleep(seconds)
+    after = _proc_stat(pid) if pid else None
+    if before is None or after is None or after[0] == "Z":
+        return False
+    ticks = sum(int(a) - int(b) for a, b in zip(after[11:13], before[11:13], strict=True))
+    return ticks / os.sysconf("SC_CLK_TCK") > seconds / 2
+
+
+def process_runs(pid: int | None) -> bool:
+    """The process exists and is not a zombie waiting for its parent to reap it."""
+    stat = _proc_stat(pid) if pid else None
+    return stat is not None and stat[0] != "Z"
 
 
 @pytest.fixture(params=["redis", pytest.param("rabbitmq", marks=pytest.mark.rabbitmq)])
@@ -340,23 +360,25 @@ def test_jobs_run_on_workers_cancel_and_redelivery(cluster: Cluster) -> None:
         big = synthetic(client, **SLOW_DATA)
         endless = [submit(client, big, ENDLESS_FIT) for _ in range(2)]
         running = [cluster.wait_job(j, until=("running",)) for j in endless]
+        time.sleep(1.5)  # inside the (native, uninterruptible) coordinate descent by now
         started = time.monotonic()
-        for job_id in endless:
-            response = client.post(f"/v1/jobs/{job_id}/cancel")
-            assert response.status_code == 200 and response.json()["status"] == "cancelled"
+        response = client.post(f"/v1/jobs/{endless[0]}/cancel")  # and revoke(terminate=True)
+        assert response.status_code == 200 and response.json()["status"] == "cancelled"
+        with cluster.db.session() as session:  # cancelled where no revoke reaches the worker
+            jobs.cancel(session=session, job_id=endless[1])
         follow = submit(client, small, {"type": "l2", "alpha": 1.0})
         assert cluster.wait_job(follow, timeout=30).status == "succeeded"
         assert time.monotonic() - started < 20
-        for job in running:  # revoke(terminate=True) ended the pool processes of the fits
-            deadline = time.monotonic() + 10
-            while pid_alive(job.worker_pid):
-                assert time.monotonic() < deadline, f"pid {job.worker_pid} still runs"
-                time.sleep(0.1)
+        for job in running:  # nothing computes the endless fits any more
+            assert not computing(job.worker_pid), (job.id, cluster.logs())
+        # The one no revoke reached ended its own process once it saw the status.
+        assert f"job {endless[1]}: attempt 1 stopped; ending its process" in cluster.logs()
         assert [cluster.job(j).status for j in endless] == ["cancelled", "cancelled"]
         assert sorted(cluster.model_job_ids()) == sorted([*ids, follow])
 
 
-def test_worker_killed_mid_job_runs_again_on_another_worker(cluster: Cluster) -> None:
+def test_worker_killed_mid_job_runs_again_on_another_worker(redis_cluster: Cluster) -> None:
+    cluster = redis_cluster
     first, second = cluster.start_workers(2)
     with TestClient(create_app(cluster.settings())) as client:
         big = synthetic(client, **SLOW_DATA)
@@ -376,7 +398,7 @@ def test_worker_killed_mid_job_runs_again_on_another_worker(cluster: Cluster) ->
             other.pid,
             None,  # the pool process may have been recycled since
         )
-        assert not pid_alive(pool_pid)  # the orphaned pool process stopped itself
+        assert not process_runs(pool_pid)  # the orphaned pool process stopped itself
         assert cluster.model_job_ids() == [job_id]
 
 
@@ -460,7 +482,7 @@ def test_postgres_outage_readyz_and_recovery(redis_cluster: Cluster) -> None:
                         if response.status_code == 202:
                             accepted.append(response.json()["id"])
                         alpha *= 1.1
-                        time.sleep(0.25)
+                        time.sleep(0.5)
 
             loader = threading.Thread(target=load)
             loader.start()
@@ -491,7 +513,7 @@ def test_postgres_outage_readyz_and_recovery(redis_cluster: Cluster) -> None:
         # Requests during the outage were refused with 503, never a 500; nothing accepted
         # was lost or ran twice.
         assert set(statuses) <= {202, 503}, statuses
-        assert 503 in statuses and len(accepted) >= 5
+        assert 503 in statuses and len(accepted) >= 3
         for job_id in accepted:
             job = cluster.wait_job(job_id, timeout=120)
             assert job.status == "succeeded", (job_id, job.error, cluster.logs())
