@@ -1151,6 +1151,7 @@ def search(
     FitError
         When the folds cannot be built, or the timeout came before any candidate finished.
     """
+    started = time.perf_counter()  # ``seconds`` covers preparing the folds too
     n_train = len(train)
     base = _base(tuning, penalty_spec, n_train)
     common = resolve_penalty(
@@ -1181,7 +1182,6 @@ def search(
     search_.total = planned * tuning.cv.folds
     search_.message = f"{tuning.strategy} search: {planned} candidates × {tuning.cv.folds} folds"
     stopped: str | None = None
-    started = time.perf_counter()
     # Each pool thread is one core's worth of work: multi-threaded BLAS inside them would
     # oversubscribe the cores (measured 4-6x slower at 20000×500 on 2 cores).
     blas = (
