@@ -125,11 +125,25 @@ def run_delivery(job_id: str, *, settings: Settings) -> str:
         with Heartbeat(db, job_id, attempt, settings):
             status = runner.execute(job_id, attempt, db=db, settings=settings)
     except OperationalError as exc:
-        # The attempt is lost, not failed: put the job back for the next delivery.
+        # The attempt is lost, not failed: put the job back for the API to send again.
         reason = f"database error while the job ran: {type(exc.orig).__name__}"
+        log.warning("job %s attempt %s: %s", job_id, attempt, reason)
+        return _requeue_when_reachable(db, job_id, attempt, reason, settings)
+    log.info("job %s: attempt %s ended %s", job_id, attempt, status)
+    return status
+
+
+def _requeue_when_reachable(
+    db: Database, job_id: str, attempt: int, reason: str, settings: Settings
+) -> str:
+    """Re-queues a lost attempt as soon as the database answers again; after
+    ``stale_after_seconds`` it is left to the API, which re-queues jobs whose heartbeat
+    went stale."""
+    deadline = time.monotonic() + settings.stale_after_seconds
+    while True:
         try:
             with db.session() as session:
-                jobs.requeue_or_fail(
+                return jobs.requeue_or_fail(
                     session=session,
                     job_id=job_id,
                     attempt=attempt,
@@ -137,11 +151,9 @@ def run_delivery(job_id: str, *, settings: Settings) -> str:
                     max_attempts=settings.job_max_attempts,
                 )
         except OperationalError:
-            pass  # still away: the API re-queues the job once its heartbeat is stale
-        log.warning("job %s attempt %s: %s", job_id, attempt, reason)
-        return "requeued"
-    log.info("job %s: attempt %s ended %s", job_id, attempt, status)
-    return status
+            if time.monotonic() > deadline:
+                return "lost"
+            time.sleep(RETRY_COUNTDOWN_SECONDS / 2)
 
 
 class Heartbeat:
@@ -236,7 +248,9 @@ def run_worker(settings: Settings, concurrency: int | None = None) -> int:
         f"--queues={settings.celery_queue}",
         f"--hostname={worker_nodename()}",
         f"--loglevel={settings.log_level.upper()}",
+        # The database, not state shared between workers, decides who runs what.
         "--without-gossip",
+        "--without-mingle",
     ]
     app.worker_main(argv)
     return 0
