@@ -93,25 +93,7 @@ def cancel(*, session: Session, job_id: str) -> Job:
 
 def claim(*, session: Session, job_id: str, pid: int | None = None) -> int | None:
     """Moves ``job_id`` from queued to running; returns the new attempt number or None."""
-    now = utcnow()
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == "queued")
-        .values(
-            status="running",
-            attempts=Job.attempts + 1,
-            started_at=now,
-            heartbeat_at=now,
-            worker_host=HOSTNAME,
-            worker_pid=pid,
-            progress_message="starting",
-            error=None,
-        )
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return None
-    attempts = session.scalar(select(Job.attempts).where(Job.id == job_id))
-    return int(attempts) if attempts is not None else None
+    return _claim_where(session=session, job_id=job_id, pid=pid, condition=Job.status == "queued")
 
 
 def next_queued(*, session: Session, executor: str, limit: int) -> list[str]:
@@ -273,7 +255,8 @@ def claim_delivery(
     return _claim_where(session=session, job_id=job_id, pid=pid, condition=taken_over)
 
 
-def _claim_where(*, session: Session, job_id: str, pid: int, condition: Any) -> int | None:
+def _claim_where(*, session: Session, job_id: str, pid: int | None, condition: Any) -> int | None:
+    """Moves ``job_id`` to running (a new attempt) where ``condition`` holds."""
     now = utcnow()
     result = session.execute(
         update(Job)
