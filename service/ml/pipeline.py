@@ -212,6 +212,12 @@ def _is_text_value(value: object) -> bool:
 
 
 def _numeric_block(columns: Columns, names: Sequence[str], rows: Rows) -> np.ndarray:
+    """The numeric columns at ``rows`` as a new float64 matrix (C-ordered, owned by the caller).
+
+    C order on purpose: the imputer's and scaler's column sums depend on the layout in the
+    last bits, and their parameters must equal scikit-learn's on ``X[rows]`` exactly. (A
+    Fortran-ordered block gathers 2.5× faster but shifts those sums by an ulp.)
+    """
     if not names:
         return np.empty((len(rows), 0), dtype=np.float64)
     # Indexing by ``rows`` already copies: a second copy (astype's default) cost 100k×100 fits
@@ -287,10 +293,13 @@ class DesignTransformer:
         self.imputer_: SimpleImputer | None = None
         self.scaler_: StandardScaler | None = None
         self.encoder_: OneHotEncoder | None = None
+        # ``numeric`` is a new array owned here, so the transformers work on it in place
+        # (copy=False): their default copies cost a 100000×100 fit a fifth of its time.
         if layout.numeric and prep.impute != "none":
+            missing = np.isnan(numeric)
             empty = [
                 name
-                for name, all_nan in zip(layout.numeric, np.isnan(numeric).all(axis=0), strict=True)
+                for name, all_nan in zip(layout.numeric, missing.all(axis=0), strict=True)
                 if all_nan
             ]
             if empty:
@@ -298,10 +307,11 @@ class DesignTransformer:
                     f"column(s) {_quoted(empty)} have no observed value in the training rows, "
                     f"so there is nothing to impute from"
                 )
-            self.imputer_ = SimpleImputer(strategy=prep.impute)
-            numeric = self.imputer_.fit_transform(numeric)
+            self.imputer_ = SimpleImputer(strategy=prep.impute, copy=False).fit(numeric)
+            if missing.any():  # otherwise imputing (no column is all-missing) changes nothing
+                numeric = self.imputer_.transform(numeric)
         if layout.numeric and prep.scaling == "standard":
-            self.scaler_ = StandardScaler()
+            self.scaler_ = StandardScaler(copy=False)
             numeric = self.scaler_.fit_transform(numeric)
         blocks = [numeric]
         if layout.categorical:
@@ -317,7 +327,7 @@ class DesignTransformer:
     def transform(self, columns: Columns, rows: Rows) -> np.ndarray:
         """Return the design matrix of ``rows`` with the fitted parameters."""
         numeric = _numeric_block(columns, self.layout.numeric, rows)
-        if self.imputer_ is not None:
+        if self.imputer_ is not None and np.isnan(numeric).any():
             numeric = self.imputer_.transform(numeric)
         if self.scaler_ is not None:
             numeric = self.scaler_.transform(numeric)
