@@ -38,7 +38,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 import orjson
@@ -72,6 +72,7 @@ SNIFF_BYTES = 64 << 10
 ROW_GROUP_MAX_ROWS = 1 << 20
 ROW_GROUP_MAX_BYTES = 32 << 20
 BATCH_TARGET_BYTES = 32 << 20
+PARQUET_COMPRESSION = "snappy"
 TEXT_UNIQUE_CAP = 10_000
 TOP_VALUES = 5
 MAX_NAME_FIELD_BYTES = 4096
@@ -502,6 +503,17 @@ def check_column_names(names: list[str], limits: IngestLimits) -> None:
         )
 
 
+class _NumericPartial(NamedTuple):
+    """One batch's share of a numeric column summary (computed in a parser thread)."""
+
+    n_missing: int
+    n_values: int
+    mean: float
+    m2: float
+    min: Any
+    max: Any
+
+
 class _NumericSummary:
     """Running count, min, max, mean and M2 (Chan et al.'s pairwise update) of one column."""
 
@@ -516,22 +528,19 @@ class _NumericSummary:
         self.max: Any = None
 
     def update(self, array: pa.Array) -> None:
-        self.n_missing += array.null_count
-        n = len(array) - array.null_count
+        self.merge(_numeric_partial(array, self.dtype))
+
+    def merge(self, part: _NumericPartial) -> None:
+        self.n_missing += part.n_missing
+        n = part.n_values
         if n == 0:
             return
-        values = array if pa.types.is_int64(self.dtype) else array.cast(pa.float64())
-        extremes = pc.min_max(values)
-        lo, hi = extremes["min"].as_py(), extremes["max"].as_py()
-        self.min = lo if self.min is None else min(self.min, lo)
-        self.max = hi if self.max is None else max(self.max, hi)
-        floats = values.cast(pa.float64())
-        batch_mean = pc.mean(floats).as_py()
-        batch_m2 = pc.variance(floats, ddof=0).as_py() * n
+        self.min = part.min if self.min is None else min(self.min, part.min)
+        self.max = part.max if self.max is None else max(self.max, part.max)
         total = self.count + n
-        delta = batch_mean - self.mean
+        delta = part.mean - self.mean
         self.mean += delta * n / total
-        self.m2 += batch_m2 + delta * delta * self.count * n / total
+        self.m2 += part.m2 + delta * delta * self.count * n / total
         self.count = total
 
     def result(self) -> dict[str, Any]:
@@ -550,6 +559,29 @@ class _NumericSummary:
         }
 
 
+def _numeric_partial(
+    array: pa.Array, dtype: pa.DataType, extremes: Any = None, mean: float | None = None
+) -> _NumericPartial:
+    """Count, min, max, mean and M2 of one batch: three Arrow kernels, no Python per value.
+
+    ``extremes`` and ``mean`` may be passed in when the caller computed them already.
+    """
+    n = len(array) - array.null_count
+    if n == 0:
+        return _NumericPartial(array.null_count, 0, 0.0, 0.0, None, None)
+    values = array if pa.types.is_int64(dtype) else array.cast(pa.float64())
+    if extremes is None:
+        extremes = pc.min_max(values)
+    floats = values.cast(pa.float64())
+    if mean is None:
+        mean = pc.mean(floats).as_py()
+    assert mean is not None
+    m2 = pc.variance(floats, ddof=0).as_py() * n
+    return _NumericPartial(
+        array.null_count, n, mean, m2, extremes["min"].as_py(), extremes["max"].as_py()
+    )
+
+
 class _TextSummary:
     """Missing count, distinct count (exact up to ``TEXT_UNIQUE_CAP``) and the top values."""
 
@@ -560,10 +592,13 @@ class _TextSummary:
         self.capped = False
 
     def update(self, array: pa.Array) -> None:
-        self.n_missing += array.null_count
-        if array.null_count == len(array):
+        self.merge(_text_partial(array))
+
+    def merge(self, part: tuple[int, pa.StructArray | None]) -> None:
+        n_missing, tally = part
+        self.n_missing += n_missing
+        if tally is None:
             return
-        tally = pc.value_counts(array.drop_null())
         values, counts = tally.field("values"), tally.field("counts")
         if self.counts:
             known = pc.is_in(values, value_set=pa.array(list(self.counts), pa.string()))
@@ -594,11 +629,87 @@ class _TextSummary:
         }
 
 
+def _text_partial(array: pa.Array) -> tuple[int, pa.StructArray | None]:
+    """One batch's missing count and value counts of a text column (in a parser thread)."""
+    if array.null_count == len(array):
+        return array.null_count, None
+    return array.null_count, pc.value_counts(array.drop_null())
+
+
 # -- the Parquet sink ----------------------------------------------------------------------
 
 
 def _rows_per_batch(n_columns: int) -> int:
     return max(1024, min(ROW_GROUP_MAX_ROWS, BATCH_TARGET_BYTES // (8 * max(n_columns, 1))))
+
+
+class _HashingFile:
+    """A binary file that hashes what is written to it, so the stored file is never re-read.
+
+    hashlib releases the GIL for large buffers, as does the file write.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.file = open(path, "wb", buffering=0)  # noqa: SIM115 (closed by close())
+        self.digest = hashlib.sha256()
+        self.position = 0
+        self.closed = False
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self.digest.update(view)
+        written = 0
+        while written < len(view):
+            written += self.file.write(view[written:])
+        self.position += written
+        return written
+
+    def tell(self) -> int:
+        return self.position
+
+    def flush(self) -> None:
+        pass
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def readable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.file.close()
+
+    def sync_and_close(self) -> None:
+        os.fsync(self.file.fileno())
+        self.close()
+
+
+class _Prepared(NamedTuple):
+    """A batch cast to the stored schema, with its share of every column summary."""
+
+    batch: pa.RecordBatch
+    partials: list[Any]
+
+
+class _InfiniteValue(Exception):
+    """A float column holds ±inf at ``row`` of a batch (the sink adds the batch's offset)."""
+
+    def __init__(self, name: str, row: int) -> None:
+        super().__init__(name, row)
+        self.name = name
+        self.row = row
+
+    def error(self, row_offset: int) -> InvalidInput:
+        row = self.row + row_offset
+        return InvalidInput(
+            f"column {self.name!r} has an infinite value at row {row}",
+            errors=[field_error(f"/rows/{row}/{self.name}", "infinite values are not supported")],
+        )
 
 
 class _ParquetSink:
@@ -610,10 +721,11 @@ class _ParquetSink:
         self.limits = limits
         self.schema = schema
         self.partial = tmp_dir(data_dir) / f"{dataset_id}.parquet.partial"
+        self.file: _HashingFile | None = _HashingFile(self.partial)
         self.writer: pq.ParquetWriter | None = pq.ParquetWriter(
-            self.partial,
+            self.file,
             schema,
-            compression="snappy",
+            compression=PARQUET_COMPRESSION,
             # Dictionary pages pay off for text; for numbers they cost more than they save.
             use_dictionary=[f.name for f in schema if pa.types.is_string(f.type)],
         )
@@ -626,8 +738,9 @@ class _ParquetSink:
         self.pending_bytes = 0
         self.n_rows = 0
 
-    def write(self, batch: pa.RecordBatch) -> None:
-        """Append a batch already cast to ``self.schema``; checks values and the row limit."""
+    def write(self, prepared: _Prepared) -> None:
+        """Append a prepared batch (see ``_prepare``); checks the row limit."""
+        batch = prepared.batch
         if batch.num_rows == 0:
             return
         if self.n_rows + batch.num_rows > self.limits.max_rows:
@@ -635,8 +748,8 @@ class _ParquetSink:
                 f"the dataset has more than {self.limits.max_rows} rows (the limit)",
                 limit_rows=self.limits.max_rows,
             )
-        for column, summary in zip(batch.columns, self.summaries, strict=True):
-            summary.update(column)
+        for part, summary in zip(prepared.partials, self.summaries, strict=True):
+            summary.merge(part)
         self.n_rows += batch.num_rows
         self.pending.append(batch)
         self.pending_rows += batch.num_rows
@@ -655,19 +768,13 @@ class _ParquetSink:
         if self.n_rows == 0:
             raise InvalidInput("dataset has no rows")
         self._flush()
-        assert self.writer is not None
+        assert self.writer is not None and self.file is not None
         self.writer.close()
         self.writer = None
-        digest = hashlib.sha256()
-        fd = os.open(self.partial, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-            with os.fdopen(os.dup(fd), "rb", buffering=0) as stream:
-                while block := stream.read(1 << 20):
-                    digest.update(block)
-        finally:
-            os.close(fd)
-        size = self.partial.stat().st_size
+        self.file.sync_and_close()
+        size = self.file.position
+        digest = self.file.digest.hexdigest()
+        self.file = None
         filename = dataset_filename(self.dataset_id)
         os.replace(self.partial, self.data_dir / filename)
         _fsync_dir(self.data_dir)
@@ -676,7 +783,7 @@ class _ParquetSink:
             n_rows=self.n_rows,
             n_columns=len(self.schema),
             columns=[summary.result() for summary in self.summaries],
-            sha256=digest.hexdigest(),
+            sha256=digest,
             size_bytes=size,
         )
 
@@ -686,10 +793,14 @@ class _ParquetSink:
             with contextlib.suppress(Exception):
                 self.writer.close()
             self.writer = None
+        if self.file is not None:
+            with contextlib.suppress(Exception):
+                self.file.close()
+            self.file = None
         remove_file(self.partial)
 
 
-def _normalize_column(name: str, array: pa.Array, target: pa.DataType, row_offset: int) -> pa.Array:
+def _cast_column(name: str, array: pa.Array, target: pa.DataType) -> pa.Array:
     if pa.types.is_dictionary(array.type):
         array = array.dictionary_decode()
     if array.type != target:
@@ -700,42 +811,77 @@ def _normalize_column(name: str, array: pa.Array, target: pa.DataType, row_offse
                 f"column {name!r} cannot be stored as {_dtype_name(target)}: {exc}",
                 errors=[field_error(f"/columns/{name}", str(exc))],
             ) from exc
-    if pa.types.is_float64(target) and array.null_count < len(array):
-        if pc.any(pc.is_inf(array)).as_py():
-            row = pc.index(pc.is_inf(array), True).as_py() + row_offset
-            raise InvalidInput(
-                f"column {name!r} has an infinite value at row {row}",
-                errors=[field_error(f"/rows/{row}/{name}", "infinite values are not supported")],
-            )
-        nan = pc.is_nan(array)
-        if pc.any(nan).as_py():
-            array = pc.if_else(nan, pa.scalar(None, pa.float64()), array)
     return array
 
 
-def _normalize_batch(batch: pa.RecordBatch, schema: pa.Schema, row_offset: int) -> pa.RecordBatch:
-    columns = [
-        _normalize_column(f.name, batch.column(i), f.type, row_offset) for i, f in enumerate(schema)
-    ]
-    return pa.RecordBatch.from_arrays(columns, schema=schema)
+def _prepare_column(name: str, array: pa.Array, target: pa.DataType) -> tuple[pa.Array, Any]:
+    """Cast one column to its stored type and summarize it; NaN becomes null, ±inf raises.
+
+    A float column is checked for NaN/±inf only when its min, max or mean is not finite
+    (min_max skips NaN, the mean does not), so clean columns cost three kernels in all.
+    """
+    array = _cast_column(name, array, target)
+    if pa.types.is_string(target):
+        return array, _text_partial(array)
+    if not pa.types.is_float64(target) or array.null_count == len(array):
+        return array, _numeric_partial(array, target)
+    extremes = pc.min_max(array)
+    mean = pc.mean(array).as_py()
+    if all(math.isfinite(v) for v in (extremes["min"].as_py(), extremes["max"].as_py(), mean)):
+        return array, _numeric_partial(array, target, extremes, mean)
+    infinite = pc.is_inf(array)
+    if pc.any(infinite).as_py():
+        raise _InfiniteValue(name, pc.index(infinite, True).as_py())
+    nan = pc.is_nan(array)
+    if pc.any(nan).as_py():
+        array = pc.if_else(nan, pa.scalar(None, pa.float64()), array)
+    return array, _numeric_partial(array, target)
+
+
+def _prepare(batch: pa.RecordBatch, schema: pa.Schema) -> _Prepared:
+    """Cast ``batch`` to ``schema`` and compute each column's partial summary.
+
+    Runs in the parser threads (Arrow's kernels release the GIL), so the writing thread
+    only merges a few numbers per column and writes.
+    """
+    columns, partials = [], []
+    for i, f in enumerate(schema):
+        column, partial = _prepare_column(f.name, batch.column(i), f.type)
+        columns.append(column)
+        partials.append(partial)
+    return _Prepared(pa.RecordBatch.from_arrays(columns, schema=schema), partials)
+
+
+def _prepare_table(table: pa.Table, schema: pa.Schema) -> list[_Prepared]:
+    return [_prepare(batch, schema) for batch in table.to_batches()]
 
 
 def _write_all(
-    batches: Iterable[pa.RecordBatch],
+    items: Iterable[pa.RecordBatch | _Prepared | list[_Prepared]],
     *,
     schema: pa.Schema,
     data_dir: Path,
     dataset_id: str,
     limits: IngestLimits,
 ) -> StoredDataset:
+    """Write batches (prepared here) or prepared batches (by the parser threads)."""
     sink = _ParquetSink(data_dir=data_dir, dataset_id=dataset_id, schema=schema, limits=limits)
     try:
-        for batch in batches:
-            sink.write(_normalize_batch(batch, schema, sink.n_rows))
+        try:
+            for item in items:
+                if isinstance(item, pa.RecordBatch):
+                    sink.write(_prepare(item, schema))
+                elif isinstance(item, _Prepared):
+                    sink.write(item)
+                else:
+                    for prepared in item:
+                        sink.write(prepared)
+        except _InfiniteValue as exc:  # the failing batch is the next one: its offset is n_rows
+            raise exc.error(sink.n_rows) from None
         return sink.finish()
     except BaseException:
         sink.abort()
-        close = getattr(batches, "close", None)
+        close = getattr(items, "close", None)
         if close is not None:  # stop the parser threads now, not when the traceback is freed
             close()
         raise
@@ -858,45 +1004,77 @@ def _ingest_parquet(
 # Blocks and parallel parsing ------------------------------------------------------------------
 
 
-def _line_blocks(source: Path, block_size: int, label: str) -> Iterator[tuple[int, bytes]]:
-    """Blocks of whole lines, with the 1-based number of each block's first line."""
+class _Block:
+    """Whole lines of a text file: their bytes and the byte offset of the first one.
+
+    Line numbers are only needed to report errors, so they are counted then (``first_line``)
+    rather than for every block.
+    """
+
+    __slots__ = ("data", "offset", "source")
+
+    def __init__(self, source: Path, offset: int, data: memoryview | bytes) -> None:
+        self.source = source
+        self.offset = offset
+        self.data = data
+
+    def first_line(self) -> int:
+        """The 1-based number of the block's first line (reads the file up to it)."""
+        return _line_at(self.source, self.offset)
+
+
+def _line_at(source: Path, offset: int) -> int:
+    line = 1
     with source.open("rb") as stream:
+        while offset > 0 and (chunk := stream.read(min(offset, 1 << 20))):
+            line += chunk.count(b"\n")
+            offset -= len(chunk)
+    return line
+
+
+def _line_blocks(source: Path, block_size: int, label: str) -> Iterator[_Block]:
+    """Blocks of whole lines, read into fresh buffers without copying them again."""
+    with source.open("rb", buffering=0) as stream:
         carry = b""
-        line = 1
-        while chunk := stream.read(block_size):
-            data = carry + chunk if carry else chunk
-            cut = data.rfind(b"\n")
+        offset = 0  # of the first byte of carry in the file
+        while True:
+            buffer = bytearray(len(carry) + block_size)
+            buffer[: len(carry)] = carry
+            read = stream.readinto(memoryview(buffer)[len(carry) :])
+            if not read:
+                break
+            end = len(carry) + read
+            cut = buffer.rfind(b"\n", 0, end)
             if cut < 0:
-                carry = data
+                carry = bytes(buffer[:end])
                 if len(carry) > MAX_LINE_BYTES:
+                    line = _line_at(source, offset)
                     raise InvalidInput(
                         f"not a valid {label} file: line {line} is longer than "
                         f"{MAX_LINE_BYTES} bytes",
                         errors=[field_error(f"/file/lines/{line}", "line too long")],
                     )
                 continue
-            block, carry = data[: cut + 1], data[cut + 1 :]
-            yield line, block
-            line += block.count(b"\n")
+            carry = bytes(buffer[cut + 1 : end])
+            yield _Block(source, offset, memoryview(buffer)[: cut + 1])
+            offset += cut + 1
         if carry.strip():
-            yield line, carry
+            yield _Block(source, offset, carry)
 
 
-def _ordered_map(
-    function: Callable[[int, bytes], _T], blocks: Iterator[tuple[int, bytes]]
-) -> Iterator[_T]:
+def _ordered_map(function: Callable[[_Block], _T], blocks: Iterator[_Block]) -> Iterator[_T]:
     """``function`` over ``blocks`` on a few threads (Arrow parsers release the GIL), in order,
     with at most one block per thread in flight so memory stays bounded."""
     workers = PARSE_THREADS
     if workers <= 1:
-        for line, block in blocks:
-            yield function(line, block)
+        for block in blocks:
+            yield function(block)
         return
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="regfit-parse")
     window: deque[Future[_T]] = deque()
     try:
-        for line, block in blocks:
-            window.append(pool.submit(function, line, block))
+        for block in blocks:
+            window.append(pool.submit(function, block))
             if len(window) > workers:
                 yield window.popleft().result()
         while window:
@@ -924,8 +1102,7 @@ class _CsvTypeMismatch(Exception):
 
 
 def _parse_csv_block(
-    line: int,
-    block: bytes,
+    block: _Block,
     *,
     names: list[str] | None,
     column_types: dict[str, pa.DataType],
@@ -939,9 +1116,9 @@ def _parse_csv_block(
 
     try:
         return pa_csv.read_csv(
-            pa.BufferReader(block),
+            pa.BufferReader(block.data),
             read_options=pa_csv.ReadOptions(
-                use_threads=False, block_size=len(block) + 1, column_names=names
+                use_threads=False, block_size=len(block.data) + 1, column_names=names
             ),
             parse_options=pa_csv.ParseOptions(invalid_row_handler=on_invalid_row),
             convert_options=pa_csv.ConvertOptions(
@@ -954,7 +1131,7 @@ def _parse_csv_block(
     except pa.ArrowInvalid as exc:
         if bad_rows:
             row = bad_rows[0]
-            number = line + row.number - 1 if row.number is not None else None
+            number = block.first_line() + row.number - 1 if row.number is not None else None
             where = f"line {number}" if number is not None else "a row"
             message = f"expected {row.expected_columns} columns, found {row.actual_columns}"
             loc = f"/file/lines/{number}" if number is not None else "/file"
@@ -974,7 +1151,7 @@ def _parse_csv_block(
         ) from exc
 
 
-def _first_block(blocks: Iterator[tuple[int, bytes]]) -> tuple[int, bytes]:
+def _first_block(blocks: Iterator[_Block]) -> _Block:
     first = next(blocks, None)
     if first is None:  # only blanks
         raise InvalidInput(
@@ -1014,10 +1191,10 @@ def _infer_csv_types(source: Path, head: pa.Schema, block_size: int) -> dict[str
     blocks = _line_blocks(source, block_size, "CSV")
     first = True
 
-    def parse(line: int, block: bytes) -> pa.Table:
+    def parse(block: _Block) -> pa.Table:
         nonlocal first
         names, first = (None if first else head.names), False
-        return _parse_csv_block(line, block, names=names, column_types=as_text)
+        return _parse_csv_block(block, names=names, column_types=as_text)
 
     for table in _ordered_map(parse, blocks):
         for name, column in zip(head.names, table.columns, strict=True):
@@ -1037,25 +1214,25 @@ def _write_csv(
     block_size: int,
 ) -> StoredDataset:
     blocks = _line_blocks(source, block_size, "CSV")
-    first_line, first_block = _first_block(blocks)
-    head = _parse_csv_block(first_line, first_block, names=None, column_types=column_types)
+    first_block = _first_block(blocks)
+    head = _parse_csv_block(first_block, names=None, column_types=column_types)
     check_column_names(head.column_names, limits)
     temporal = {f.name: pa.string() for f in head.schema if _is_temporal(f.type)}
     if temporal:
         # Keep dates and timestamps as the text that was sent.
         column_types.update(temporal)
-        head = _parse_csv_block(first_line, first_block, names=None, column_types=column_types)
+        head = _parse_csv_block(first_block, names=None, column_types=column_types)
     read_types = {f.name: f.type for f in head.schema}
     names = head.column_names
     schema = _target_schema(head.schema, limits)
 
-    def parse(line: int, block: bytes) -> pa.Table:
-        return _parse_csv_block(line, block, names=names, column_types=read_types)
+    def parse(block: _Block) -> list[_Prepared]:
+        table = _parse_csv_block(block, names=names, column_types=read_types)
+        return _prepare_table(table, schema)
 
-    def batches() -> Iterator[pa.RecordBatch]:
+    def batches() -> Iterator[pa.RecordBatch | list[_Prepared]]:
         yield from head.to_batches()
-        for table in _ordered_map(parse, blocks):
-            yield from table.to_batches()
+        yield from _ordered_map(parse, blocks)
 
     return _write_all(
         batches(), schema=schema, data_dir=data_dir, dataset_id=dataset_id, limits=limits
@@ -1097,17 +1274,16 @@ def _ingest_csv(
 def _csv_head_schema(
     source: Path, column_types: dict[str, pa.DataType], block_size: int
 ) -> pa.Schema:
-    first_line, first_block = _first_block(_line_blocks(source, block_size, "CSV"))
-    schema: pa.Schema = _parse_csv_block(
-        first_line, first_block, names=None, column_types=column_types
-    ).schema
+    first_block = _first_block(_line_blocks(source, block_size, "CSV"))
+    schema: pa.Schema = _parse_csv_block(first_block, names=None, column_types=column_types).schema
     return schema
 
 
-def _json_line_error(first_line: int, block: bytes) -> InvalidInput | None:
+def _json_line_error(block: _Block) -> InvalidInput | None:
     """Find the first bad line of ``block`` with orjson (only on the error path)."""
     kinds: dict[str, tuple[str, int]] = {}
-    for offset, raw in enumerate(block.split(b"\n")):
+    first_line = block.first_line()
+    for offset, raw in enumerate(bytes(block.data).split(b"\n")):
         number = first_line + offset
         if not raw.strip():
             continue
@@ -1155,7 +1331,7 @@ def _jsonl_invalid(line: int, message: str) -> InvalidInput:
     )
 
 
-def _read_json_block(first_line: int, block: bytes, schema: pa.Schema | None = None) -> pa.Table:
+def _read_json_block(block: _Block, schema: pa.Schema | None = None) -> pa.Table:
     parse_options = (
         pa_json.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
         if schema is not None
@@ -1163,14 +1339,15 @@ def _read_json_block(first_line: int, block: bytes, schema: pa.Schema | None = N
     )
     try:
         return pa_json.read_json(
-            pa.BufferReader(block),
-            read_options=pa_json.ReadOptions(use_threads=False, block_size=len(block) + 1),
+            pa.BufferReader(block.data),
+            read_options=pa_json.ReadOptions(use_threads=False, block_size=len(block.data) + 1),
             parse_options=parse_options,
         )
     except pa.ArrowInvalid as exc:
-        located = _json_line_error(first_line, block)
+        located = _json_line_error(block)
         if located is not None:
             raise located from exc
+        first_line = block.first_line()
         raise InvalidInput(
             f"not a valid JSON Lines file (lines {first_line}…): {exc}",
             errors=[field_error(f"/file/lines/{first_line}", str(exc))],
@@ -1178,11 +1355,12 @@ def _read_json_block(first_line: int, block: bytes, schema: pa.Schema | None = N
 
 
 def _unify_json_type(
-    name: str, old: pa.DataType | None, new: pa.DataType, line: int
+    name: str, old: pa.DataType | None, new: pa.DataType, block: _Block
 ) -> pa.DataType:
     if pa.types.is_nested(new):
         raise _jsonl_invalid(
-            line, f"column {name!r} holds nested values (lists and objects are not supported)"
+            block.first_line(),
+            f"column {name!r} holds nested values (lists and objects are not supported)",
         )
     if _is_temporal(new):
         new = pa.string()
@@ -1193,7 +1371,8 @@ def _unify_json_type(
     if {str(old), str(new)} == {"int64", "double"}:
         return pa.float64()
     raise _jsonl_invalid(
-        line, f"column {name!r} holds values of type {new} in this block of lines but {old} before"
+        block.first_line(),
+        f"column {name!r} holds values of type {new} in this block of lines but {old} before",
     )
 
 
@@ -1205,12 +1384,12 @@ def _ingest_jsonl(
     types: dict[str, pa.DataType] = {}
     n_rows = 0
 
-    def block_schema(line: int, block: bytes) -> tuple[int, pa.Schema, int]:
-        table = _read_json_block(line, block)
-        return line, table.schema, table.num_rows
+    def block_schema(block: _Block) -> tuple[_Block, pa.Schema, int]:
+        table = _read_json_block(block)
+        return block, table.schema, table.num_rows
 
     blocks = _line_blocks(source, block_size, "JSON Lines")
-    for first_line, block_types, block_rows in _ordered_map(block_schema, blocks):
+    for block, block_types, block_rows in _ordered_map(block_schema, blocks):
         n_rows += block_rows
         if n_rows > limits.max_rows:
             raise PayloadTooLarge(
@@ -1218,7 +1397,7 @@ def _ingest_jsonl(
                 limit_rows=limits.max_rows,
             )
         for f in block_types:
-            types[f.name] = _unify_json_type(f.name, types.get(f.name), f.type, first_line)
+            types[f.name] = _unify_json_type(f.name, types.get(f.name), f.type, block)
         if len(types) > limits.max_columns:
             check_column_names(list(types), limits)
     if n_rows == 0:
@@ -1227,12 +1406,12 @@ def _ingest_jsonl(
     read_schema = pa.schema([pa.field(name, dtype) for name, dtype in types.items()])
     schema = _target_schema(read_schema, limits)
 
-    def parse(line: int, block: bytes) -> pa.Table:
-        return _read_json_block(line, block, read_schema).select(read_schema.names)
+    def parse(block: _Block) -> list[_Prepared]:
+        table = _read_json_block(block, read_schema).select(read_schema.names)
+        return _prepare_table(table, schema)
 
-    def batches() -> Iterator[pa.RecordBatch]:
-        for table in _ordered_map(parse, _line_blocks(source, block_size, "JSON Lines")):
-            yield from table.to_batches()
+    def batches() -> Iterator[list[_Prepared]]:
+        yield from _ordered_map(parse, _line_blocks(source, block_size, "JSON Lines"))
 
     return _write_all(
         batches(), schema=schema, data_dir=data_dir, dataset_id=dataset_id, limits=limits

@@ -476,7 +476,7 @@ def test_malformed_multipart(client: TestClient, data_dir: Path) -> None:
 
 def test_other_content_types_are_415(client: TestClient) -> None:
     response = client.post(
-        "/v1/datasets", content=b"a,b\n1,2\n", headers={"content-type": "text/csv"}
+        "/v1/datasets", content=b"a,b\n1,2\n", headers={"content-type": "text/plain"}
     )
     assert "multipart/form-data" in problem(response, 415)["detail"]
 

@@ -200,3 +200,38 @@ def test_detect_format() -> None:
     assert storage.detect_format("application/octet-stream", "X.PARQUET") == "parquet"
     assert storage.detect_format(None, "d.ndjson") == "jsonl"
     assert storage.detect_format("application/jsonl", None) == "jsonl"
+
+
+def test_sha256_and_size_are_of_the_stored_file(tmp_path: Path) -> None:
+    import hashlib
+
+    rows = "".join(f"{i},{i * 0.5},w{i % 7}\n" for i in range(50_000))
+    result = ingest(tmp_path, ("a,b,c\n" + rows).encode(), "csv", block_size=1 << 16)
+    content = stored(tmp_path).read_bytes()
+    assert result.sha256 == hashlib.sha256(content).hexdigest()
+    assert result.size_bytes == len(content)
+    assert pq.read_table(stored(tmp_path)).num_rows == 50_000
+
+
+def test_nan_and_inf_in_later_blocks(tmp_path: Path) -> None:
+    # "-nan" is not one of the null spellings: it parses as a float NaN (stored as null)
+    values = [float(i) for i in range(60_000)]
+    text = "x\n" + "".join(f"{v!r}\n" for v in values)
+    nan_at, inf_at = 45_000, 50_123
+    lines = text.splitlines(keepends=True)
+    lines[1 + nan_at] = "-nan\n"
+    result = ingest(tmp_path, "".join(lines).encode(), "csv", block_size=1 << 16)
+    clean = np.array(values)
+    clean[nan_at] = np.nan
+    (column,) = result.columns
+    assert column["n_missing"] == 1
+    assert column["mean"] == pytest.approx(np.nanmean(clean), rel=1e-12)
+    assert column["std"] == pytest.approx(np.nanstd(clean, ddof=1), rel=1e-12)
+    assert np.isnan(storage.read_columns(stored(tmp_path))["x"][nan_at])
+    stored(tmp_path).unlink()
+    lines[1 + inf_at] = "inf\n"
+    with pytest.raises(InvalidInput) as caught:
+        ingest(tmp_path, "".join(lines).encode(), "csv", block_size=1 << 16)
+    assert f"row {inf_at}" in caught.value.detail
+    assert f"/rows/{inf_at}/x" in str(caught.value.errors)
+    assert leftovers(tmp_path) == []
