@@ -64,15 +64,14 @@ def worker_main(job_id: str, attempt: int, settings_json: str) -> None:
         os.nice(WORKER_NICENESS)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from threadpoolctl import threadpool_limits
-
     from service.jobs import runner  # imported by the fork server already
+    from service.ml.tuning import threadpool_controller  # found by the fork server already
 
     settings = Settings.model_validate_json(settings_json)
     # At most one BLAS thread per core across the workers: OpenBLAS threads spin while they
     # wait, and two workers of two threads each on two cores made a 240000×20 Gram matrix
     # 20× slower than one thread did (benchmarks/README.md, "Fit overhead").
-    threadpool_limits(max(1, (os.cpu_count() or 1) // settings.workers))
+    threadpool_controller().limit(limits=max(1, (os.cpu_count() or 1) // settings.workers))
     db = Database(settings.database_url)
     try:
         runner.execute(job_id, attempt, db=db, settings=settings)

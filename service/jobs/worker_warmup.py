@@ -1,6 +1,6 @@
 """Imported once by the local executor's fork server, before it forks any worker.
 
-A worker is a fresh fork per job, so whatever a first query costs it would pay on every job:
+A worker is a fresh fork per job, so whatever a first query or fit costs it would pay on every job:
 importing the database driver and configuring the ORM mappers took about 70 ms of a
 1000-row fit's 200 ms in the worker (benchmarks/README.md, "Fit overhead"). Doing it here
 once, in the fork server, hands every worker a warm copy.
@@ -9,12 +9,32 @@ once, in the fork server, hands every worker a warm copy.
 from __future__ import annotations
 
 import contextlib
+import warnings
 
+import numpy as np
 from sqlalchemy.orm import configure_mappers
 
 from service.jobs import runner  # noqa: F401  (scikit-learn, pyarrow, the ORM tables)
+from service.ml.fitting import fit_job
+from service.ml.spec import JobSpec
+from service.ml.tuning import threadpool_controller
 
 configure_mappers()
+# The native thread pools, found once (each worker then only sets its limit).
+threadpool_controller()
+# One tiny fit fills the per-process caches a job's first fit would otherwise fill in every
+# worker: train_test_split's dataframe-plugin lookup (it scans every installed package's
+# entry points, ~20 ms), scikit-learn's parameter validation and estimator tags.
+with contextlib.suppress(Exception), warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    _rows = np.arange(20.0)
+    fit_job(
+        {"x": _rows, "z": np.sqrt(_rows), "y": 2.0 * _rows},
+        JobSpec.model_validate(
+            {"dataset_id": "warm-up", "target": "y", "penalty": {"type": "l2", "alpha": 1.0}}
+        ),
+        training_sha256="0" * 64,
+    )
 with contextlib.suppress(ImportError):
     import sqlite3  # noqa: F401
 

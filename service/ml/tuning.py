@@ -45,6 +45,7 @@ the training rows, is in the chosen model's penalty echo).
 from __future__ import annotations
 
 import contextlib
+import functools
 import heapq
 import itertools
 import math
@@ -62,7 +63,7 @@ from scipy.stats import rankdata
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import enet_path
 from sklearn.model_selection import KFold
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from service.errors import FitError, RegfitError
 from service.ml.metrics import finite_or_none
@@ -248,6 +249,17 @@ def candidate_params(candidate: Candidate, searched: Iterable[str]) -> dict[str,
     return params
 
 
+@functools.cache
+def threadpool_controller() -> ThreadpoolController:
+    """The process's native thread pools (BLAS, OpenMP), found once.
+
+    ``threadpool_limits`` looks them up again on every call (resolving every loaded shared
+    library's path: ~10 ms of a small job); the local executor's fork server calls this once
+    so that every worker inherits the answer.
+    """
+    return ThreadpoolController()
+
+
 # --------------------------------------------------------------------------------------------
 # Numerics: one least-squares problem, solved for many alphas
 
@@ -299,16 +311,21 @@ class PenalizedLeastSquares:
 
     @classmethod
     def from_design(
-        cls, X: np.ndarray, y: np.ndarray, *, fit_intercept: bool
+        cls, X: np.ndarray, y: np.ndarray, *, fit_intercept: bool, copy: bool = False
     ) -> PenalizedLeastSquares:
-        """Centre ``X`` (in place: pass a copy you own) and ``y`` as the estimators do."""
+        """Centre ``X`` (in place unless ``copy``) and ``y`` as the estimators do."""
         n, p = X.shape
         X = np.asarray(X, dtype=np.float64)
         if fit_intercept:
             x_mean = X.mean(axis=0)
-            X -= x_mean
+            if copy:
+                X = X - x_mean  # one pass: the centred copy, not a copy then centring
+            else:
+                X -= x_mean
             y_mean = float(y.mean())
         else:
+            if copy:
+                X = X.copy()
             x_mean, y_mean = np.zeros(p), 0.0
         yc = np.ascontiguousarray(y - y_mean, dtype=np.float64)
         if n > p:
@@ -1185,7 +1202,7 @@ def search(
     # Each pool thread is one core's worth of work: multi-threaded BLAS inside them would
     # oversubscribe the cores (measured 4-6x slower at 20000×500 on 2 cores).
     blas = (
-        threadpool_limits(1, user_api="blas")
+        threadpool_controller().limit(limits=1, user_api="blas")
         if search_.scheduler.n_threads > 1
         else contextlib.nullcontext()
     )
@@ -1392,7 +1409,7 @@ def coefficient_path(
     """
     if problem is None or (penalty.kind == "l2" and penalty.positive):
         problem = PenalizedLeastSquares.from_design(
-            np.array(X, dtype=np.float64), y, fit_intercept=penalty.fit_intercept
+            X, y, fit_intercept=penalty.fit_intercept, copy=True
         )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
