@@ -189,6 +189,19 @@ def parent_pid(pid: int) -> int | None:
 
 
 def purge(broker: str, queue: str) -> None:
+    """Removes the drill's queue, its bindings and its unacknowledged messages."""
+    if broker.startswith("redis"):
+        import redis
+
+        client = redis.Redis.from_url(broker)
+        for key in client.scan_iter(match=f"*{queue}*"):  # the queue and its bindings
+            client.delete(key)
+        for tag, raw in client.hscan_iter("unacked"):  # left by the killed worker
+            if queue in str(raw[-200:]):
+                client.hdel("unacked", tag)
+                client.zrem("unacked_index", tag)
+        client.close()
+        return
     from kombu import Connection
 
     with Connection(broker, connect_timeout=3) as conn, contextlib.suppress(Exception):

@@ -74,7 +74,8 @@ def purge_queue(broker_url: str, queue: str) -> None:
         import redis
 
         client = redis.Redis.from_url(broker_url)
-        client.delete(queue)
+        for key in client.scan_iter(match=f"*{queue}*"):  # the queue and its bindings
+            client.delete(key)
         for tag, raw in client.hscan_iter("unacked"):
             try:
                 routing_key = json.loads(raw)[2]
