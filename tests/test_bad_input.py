@@ -3,12 +3,12 @@ nothing is written (no dataset row, no file, no job)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from support import wait_for_job
 
 pytestmark = pytest.mark.backends("sqlite", "postgres")
 
@@ -132,14 +132,9 @@ def model_id(client: TestClient, dataset: dict[str, Any]) -> str:
     job = client.post(
         "/v1/jobs", json={"dataset_id": dataset["id"], "target": "y", "penalty": {"type": "l2"}}
     ).json()
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        current = client.get(f"/v1/jobs/{job['id']}").json()
-        if current["status"] == "succeeded":
-            return str(current["model_id"])
-        assert current["status"] in ("queued", "running"), current
-        time.sleep(0.05)
-    raise AssertionError("fit did not finish")
+    done = wait_for_job(client, job["id"])
+    assert done["status"] == "succeeded", done
+    return str(done["model_id"])
 
 
 PREDICT_CASES = [

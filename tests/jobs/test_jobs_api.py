@@ -15,6 +15,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sqlalchemy import select
+from support import TERMINAL, wait_for_job
 
 from service.config import Settings
 from service.db import Database, utcnow
@@ -22,8 +23,6 @@ from service.jobs import service as jobs
 from service.tables import Job, Model
 
 pytestmark = pytest.mark.backends("sqlite", "postgres")
-
-TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 def synthetic(client: TestClient, **params: Any) -> dict[str, Any]:
@@ -35,13 +34,7 @@ def synthetic(client: TestClient, **params: Any) -> dict[str, Any]:
 def wait(
     client: TestClient, job_id: str, timeout: float = 60, until: tuple[str, ...] = TERMINAL
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in until:
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} is {job['status']} after {timeout} s")
+    return wait_for_job(client, job_id, timeout=timeout, until=until)
 
 
 def submit(client: TestClient, body: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
@@ -14,25 +13,16 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from support import wait_for_job
 
 pytestmark = pytest.mark.backends("sqlite", "postgres")
-
-
-def wait(client: TestClient, job_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} did not finish")
 
 
 def fit(client: TestClient, dataset_id: str, target: str = "y", **extra: Any) -> dict[str, Any]:
     body = {"dataset_id": dataset_id, "target": target, "penalty": {"type": "l2", "alpha": 1.0}}
     response = client.post("/v1/jobs", json={**body, **extra})
     assert response.status_code == 202, response.text
-    return wait(client, response.json()["id"])
+    return wait_for_job(client, response.json()["id"])
 
 
 def test_export_delete_and_deleted_dataset(client: TestClient) -> None:

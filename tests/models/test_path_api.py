@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import numpy as np
 from fastapi.testclient import TestClient
 from sklearn.datasets import make_regression
@@ -12,19 +9,9 @@ from sklearn.linear_model import Ridge
 from sklearn.model_selection import GridSearchCV, KFold, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from support import wait_for_job
 
 SEED_ALPHAS = [0.001, 0.01, 0.1, 1, 10, 100]
-
-
-def wait_for(client: TestClient, job_id: str, timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    job: dict[str, Any] = {}
-    while time.monotonic() < deadline:
-        job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.05)
-    raise AssertionError(f"job {job_id} is {job.get('status')} after {timeout} s")
 
 
 def test_tuned_model_and_its_path(client: TestClient) -> None:
@@ -42,7 +29,7 @@ def test_tuned_model_and_its_path(client: TestClient) -> None:
     response = client.post("/v1/jobs", json=body)
     assert response.status_code == 202, response.text
     assert response.json()["progress"]["total"] == 6 * 5 + 1
-    job = wait_for(client, response.json()["id"])
+    job = wait_for_job(client, response.json()["id"])
     assert job["status"] == "succeeded", job["error"]
     assert job["progress"]["done"] == job["progress"]["total"] == 31
 
