@@ -60,6 +60,14 @@ class Conflict(RegfitError):
     title = "Conflict"
 
 
+class MalformedJSON(RegfitError):
+    """The body is not JSON at all (a 400; a JSON body with bad content is a 422)."""
+
+    status = 400
+    slug = "malformed-json"
+    title = "Malformed JSON"
+
+
 class InvalidInput(RegfitError):
     """The request is well formed but its content cannot be used (bad data, bad spec)."""
 

@@ -47,9 +47,9 @@ def validation_problem(exc: RequestValidationError) -> dict[str, Any]:
         )
     first = items[0] if items else {"loc": "/", "msg": "invalid request"}
     if any(item["type"] == "json_invalid" for item in items):
-        malformed = errors.RegfitError(f"the body is not valid JSON: {first['msg']}", errors=items)
-        malformed.title, malformed.slug = "Malformed JSON", "malformed-json"
-        return malformed.problem()
+        return errors.MalformedJSON(
+            f"the body is not valid JSON: {first['msg']}", errors=items
+        ).problem()
     return errors.InvalidInput(
         f"{first['loc']}: {first['msg']}"
         + (f" (and {len(items) - 1} more)" if len(items) > 1 else ""),

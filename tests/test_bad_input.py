@@ -70,11 +70,13 @@ def test_ragged_json_rows(client: TestClient, settings: Any) -> None:
     nothing_stored(client, settings.data_dir)
 
 
-def test_malformed_json(client: TestClient) -> None:
+@pytest.mark.parametrize("path", ["/v1/jobs", "/v1/datasets", "/v1/datasets/synthetic"])
+def test_malformed_json(client: TestClient, path: str) -> None:
     response = client.post(
-        "/v1/jobs", content=b'{"dataset_id": "x", ', headers={"content-type": "application/json"}
+        path, content=b'{"dataset_id": "x", ', headers={"content-type": "application/json"}
     )
-    assert_problem(response, 400, "JSON")
+    body = assert_problem(response, 400, "JSON")
+    assert body["title"] == "Malformed JSON" and body["type"].endswith("/malformed-json")
 
 
 @pytest.fixture
@@ -204,4 +206,4 @@ def test_curl_default_form_content_type_is_read_as_json(client: TestClient, mode
     assert ok.status_code == 200, ok.text
     assert len(ok.json()["predictions"]) == 1
     bad = client.post(f"/v1/models/{model_id}/predict", content=b"a=1&b=2", headers=form)
-    assert_problem(bad, 400, "JSON")
+    assert assert_problem(bad, 400, "JSON")["title"] == "Malformed JSON"

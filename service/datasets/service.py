@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from service.config import Settings
 from service.datasets import storage
 from service.datasets.schemas import SyntheticSpec
-from service.errors import InvalidInput, NotFound, RegfitError, field_error
+from service.errors import InvalidInput, MalformedJSON, NotFound, field_error
 from service.tables import Dataset
 
 MAX_NAME_LENGTH = 255
@@ -161,11 +161,9 @@ def create_from_json(*, session: Session, settings: Settings, body: bytes) -> Da
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        malformed = RegfitError(
+        raise MalformedJSON(
             f"the body is not valid JSON: {exc}", errors=[field_error("/", str(exc))]
-        )
-        malformed.title, malformed.slug = "Malformed JSON", "malformed-json"  # as the app's 400
-        raise malformed from exc
+        ) from exc
     if not isinstance(payload, dict):
         raise InvalidInput(
             "the body must be a JSON object with 'columns' and 'rows', or 'records'",

@@ -220,7 +220,9 @@ def _parse_request(
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise errors.RegfitError(f"the body is not valid JSON: {exc}", status=400) from exc
+        raise errors.MalformedJSON(
+            f"the body is not valid JSON: {exc}", errors=[errors.field_error("/", str(exc))]
+        ) from exc
     if not isinstance(payload, dict) or len({"rows", "records"} & payload.keys()) != 1:
         raise errors.InvalidInput(
             'send exactly one of {"rows": [[...]]} or {"records": [{...}]}',
