@@ -16,7 +16,9 @@ Targets: ≥ 100 MB/s; peak RSS growth ≤ 300 MB for the 1 GB file.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
 import threading
 import time
 from pathlib import Path
@@ -25,7 +27,15 @@ import httpx
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
-from harness import RegfitServer, fmt_table, status_kb, temp_dir, tree_rss_kb, upload_csv
+from harness import (
+    RegfitServer,
+    fmt_table,
+    process_tree,
+    status_kb,
+    temp_dir,
+    tree_rss_kb,
+    upload_csv,
+)
 
 N_FEATURES = 10
 CHUNK_ROWS = 20_000
@@ -47,6 +57,16 @@ def write_csv(path: Path, target_bytes: int, seed: int = 0) -> tuple[int, float]
             rows += len(block)
             sums.append(math.fsum(block[:, 0]))
     return rows, math.fsum(sums) / rows
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of ``pid`` and its live descendants (all their threads)."""
+    ticks = 0
+    for member in process_tree(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class RssSampler:
@@ -92,10 +112,13 @@ def main() -> None:
             for _size, path, n_rows, mean_x0 in files:
                 idle_kb = tree_rss_kb(server.pid)
                 hwm_before = status_kb(server.pid, "VmHWM")
+                cpu_before = tree_cpu_seconds(server.pid)
+                load = os.getloadavg()[0]
                 with RssSampler(server.pid) as sampler:
                     started = time.perf_counter()
                     dataset = upload_csv(client, path)
                     seconds = time.perf_counter() - started
+                cpu = tree_cpu_seconds(server.pid) - cpu_before
                 hwm_after = status_kb(server.pid, "VmHWM")
                 column = next(c for c in dataset["columns"] if c["name"] == "x0")
                 ok_rows = dataset["n_rows"] == n_rows
@@ -107,6 +130,9 @@ def main() -> None:
                         f"{n_rows:,}",
                         f"{seconds:.2f}",
                         f"{mb / seconds:,.0f}",
+                        f"{cpu:.2f}",
+                        f"{mb / cpu:,.0f}" if cpu else "-",
+                        f"{load:.1f}",
                         f"{(sampler.peak_kb - idle_kb) / 1024:,.0f}",
                         f"{max(hwm_after - hwm_before, 0) / 1024:,.0f}",
                         "yes" if ok_rows and ok_mean else f"NO ({dataset['n_rows']}, {column})",
@@ -121,6 +147,9 @@ def main() -> None:
         "rows",
         "seconds",
         "MB/s",
+        "server CPU s",
+        "MB per CPU s",
+        "load avg",
         "peak RSS growth MB",
         "API VmHWM growth MB",
         "summary right",
@@ -128,6 +157,8 @@ def main() -> None:
     print(fmt_table(headers, table))
     print("peak RSS growth: server process and children, sampled every 20 ms, over the idle")
     print("server; VmHWM: the API process's own high-water mark (children excluded)")
+    print("server CPU s: user + system time of the server's threads during the upload (less")
+    print("noisy than MB/s on a shared machine); load avg: 1-minute load when the upload began")
 
 
 if __name__ == "__main__":
