@@ -104,6 +104,18 @@ JOB_CASES = [
     ("both notations", {"penalty": {"type": "l1", "alpha": 1, "lambda1": 1}}, 422, "/penalty"),
     ("typo in field", {"penalty": {"type": "l1", "alhpa": 1}}, 422, "/penalty/alhpa"),
     ("test_size 1", {"split": {"test_size": 1.0}}, 422, "/split/test_size"),
+    (
+        "absurd fold count",
+        {"tuning": {"space": {"alpha": [0.1, 1.0]}, "cv": {"folds": 10**30}}},
+        422,
+        "/tuning/cv/folds",
+    ),
+    (
+        "absurd trial count",
+        {"tuning": {"strategy": "random", "space": {"alpha": [0.1]}, "n_trials": 10**30}},
+        422,
+        "/tuning/n_trials",
+    ),
 ]
 
 

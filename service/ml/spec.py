@@ -76,7 +76,7 @@ class PenaltySpec(_Spec):
     lambda1: NonNegative | None = None
     lambda2: NonNegative | None = None
     fit_intercept: bool = True
-    max_iter: Annotated[int, Field(ge=1, strict=True)] | None = None
+    max_iter: Annotated[int, Field(ge=1, le=10**9, strict=True)] | None = None
     tol: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)] = 1e-4
     positive: bool = False
 
@@ -164,7 +164,8 @@ class SplitSpec(_Spec):
 class CVSpec(_Spec):
     """``sklearn.model_selection.KFold`` arguments for tuning."""
 
-    folds: Annotated[int, Field(ge=2, strict=True)] = 5
+    # KFold needs at least two folds; beyond 100 a fold is too small to score sensibly.
+    folds: Annotated[int, Field(ge=2, le=100, strict=True)] = 5
     shuffle: bool = False
     random_state: Seed | None = None
 
@@ -248,7 +249,7 @@ class TuningSpec(_Spec):
 
     strategy: Literal["grid", "random", "bayesian"] = "grid"
     space: dict[str, list[float] | list[str] | RangeSpec]
-    n_trials: Annotated[int, Field(ge=1, strict=True)] = 50
+    n_trials: Annotated[int, Field(ge=1, le=1_000_000, strict=True)] = 50
     cv: CVSpec = Field(default_factory=CVSpec)
     scoring: Scoring = "r2"
     timeout_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)] | None = None
