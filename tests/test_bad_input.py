@@ -219,3 +219,12 @@ def test_curl_default_form_content_type_is_read_as_json(client: TestClient, mode
     assert len(ok.json()["predictions"]) == 1
     bad = client.post(f"/v1/models/{model_id}/predict", content=b"a=1&b=2", headers=form)
     assert assert_problem(bad, 400, "JSON")["title"] == "Malformed JSON"
+
+
+@pytest.mark.parametrize("path", ["/v1/jobs", "/v1/models", "/v1/datasets"])
+@pytest.mark.parametrize(
+    "query", ["offset=99999999999999999999", "offset=-1", "limit=0", "limit=x"]
+)
+def test_bad_paging_is_422(client: TestClient, path: str, query: str) -> None:
+    problem = assert_problem(client.get(f"{path}?{query}"), 422)
+    assert problem["errors"][0]["loc"].startswith("query:/")
