@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -27,7 +28,9 @@ def upgrade_to_head(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
 
 
+@functools.cache
 def head_revision(url: str) -> str | None:
+    """The newest migration (read once per process: the files do not change while it runs)."""
     return ScriptDirectory.from_config(alembic_config(url)).get_current_head()
 
 
