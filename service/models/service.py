@@ -16,6 +16,9 @@ from service.ml.fitting import FitOutcome
 from service.ml.spec import JobSpec
 from service.tables import Job, Model
 
+# Summary parts with a route of their own, left out of the model body.
+SEPARATE_SUMMARY_KEYS = frozenset({"path"})
+
 
 def new_id() -> str:
     return "mdl_" + uuid.uuid4().hex
@@ -104,5 +107,7 @@ def model_body(model: Model) -> dict[str, Any]:
         "fit_seconds": model.fit_seconds,
     }
     for key, value in model.summary.items():
-        body.setdefault(key, value)
+        # The path (alphas × features) is large; GET /v1/models/{id}/path serves it.
+        if key not in SEPARATE_SUMMARY_KEYS:
+            body.setdefault(key, value)
     return body

@@ -49,6 +49,7 @@ def test_tuned_model_and_its_path(client: TestClient) -> None:
     assert tuning["best_params"] == {"alpha": search.best_params_["ridge__alpha"]}
     assert model["penalty"]["alpha"] == search.best_params_["ridge__alpha"]
     assert set(model["metrics"]["cv"]) == {"r2", "mse", "rmse", "mae"}
+    assert "path" not in model  # served by its own route
 
     response = client.get(f"/v1/models/{job['model_id']}/path")
     assert response.status_code == 200, response.text
