@@ -165,15 +165,14 @@ class CeleryExecutor:
         self._last_recovery = time.monotonic()
         cutoff = jobs.stale_cutoff(self.settings.stale_after_seconds)
         with self.db.session() as session:
-            for job in jobs.stale_running(session=session, executor=self.name, older_than=cutoff):
-                outcome = jobs.requeue_or_fail(
-                    session=session,
-                    job_id=job.id,
-                    attempt=job.attempts,
-                    reason="its worker stopped sending heartbeats",
-                    max_attempts=self.settings.job_max_attempts,
-                )
-                log.warning("job %s lost its worker (try %s): %s", job.id, job.attempts, outcome)
+            recovered = jobs.recover_lost(
+                session=session,
+                lost=jobs.stale_running(session=session, executor=self.name, older_than=cutoff),
+                reason="its worker stopped sending heartbeats",
+                max_attempts=self.settings.job_max_attempts,
+            )
+        for job_id, attempt, outcome in recovered:
+            log.warning("job %s lost its worker (try %s): %s", job_id, attempt, outcome)
 
     def _dispatch_pending(self) -> None:
         with self.db.session(readonly=True) as session:

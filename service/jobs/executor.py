@@ -290,15 +290,14 @@ class LocalExecutor:
             for job in jobs.stale_running(session=session, executor=self.name, older_than=cutoff):
                 if job.id not in self._running:
                     orphans[job.id] = job
-            for job in orphans.values():
-                outcome = jobs.requeue_or_fail(
-                    session=session,
-                    job_id=job.id,
-                    attempt=job.attempts,
-                    reason="its worker process died",
-                    max_attempts=self.settings.job_max_attempts,
-                )
-                log.warning("recovered job %s (attempt %s): %s", job.id, job.attempts, outcome)
+            recovered = jobs.recover_lost(
+                session=session,
+                lost=orphans.values(),
+                reason="its worker process died",
+                max_attempts=self.settings.job_max_attempts,
+            )
+        for job_id, attempt, outcome in recovered:
+            log.warning("recovered job %s (attempt %s): %s", job_id, attempt, outcome)
 
     @staticmethod
     def _terminate(process: BaseProcess) -> None:

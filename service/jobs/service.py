@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -178,6 +178,26 @@ def requeue_or_fail(
         )
     )
     return "queued"
+
+
+def recover_lost(
+    *, session: Session, lost: Iterable[Job], reason: str, max_attempts: int
+) -> list[tuple[str, int, str]]:
+    """Re-queues (or fails) each job whose worker is gone; returns (id, attempt, outcome)."""
+    return [
+        (
+            job.id,
+            job.attempts,
+            requeue_or_fail(
+                session=session,
+                job_id=job.id,
+                attempt=job.attempts,
+                reason=reason,
+                max_attempts=max_attempts,
+            ),
+        )
+        for job in lost
+    ]
 
 
 def stale_running(*, session: Session, executor: str, older_than: datetime) -> list[Job]:
