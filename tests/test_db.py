@@ -13,6 +13,21 @@ WRITERS = 4
 WRITES_EACH = 40
 
 
+def _dataset_row(dataset_id: str) -> Dataset:
+    return Dataset(
+        id=dataset_id,
+        name="w",
+        filename="f",
+        source_format="csv",
+        n_rows=1,
+        n_columns=1,
+        columns=[],
+        sha256="0" * 64,
+        size_bytes=1,
+        created_at=utcnow(),
+    )
+
+
 def _writer(url: str, worker: int) -> None:
     db = Database(url)
     try:
@@ -20,20 +35,7 @@ def _writer(url: str, worker: int) -> None:
             # A read first, then a write: the pattern that fails with a deferred BEGIN.
             with db.session() as session:
                 session.scalar(select(func.count()).select_from(Dataset))
-                session.add(
-                    Dataset(
-                        id=f"ds_{worker}_{i}",
-                        name="w",
-                        filename="f",
-                        source_format="csv",
-                        n_rows=1,
-                        n_columns=1,
-                        columns=[],
-                        sha256="0" * 64,
-                        size_bytes=1,
-                        created_at=utcnow(),
-                    )
-                )
+                session.add(_dataset_row(f"ds_{worker}_{i}"))
     finally:
         db.dispose()
 
@@ -60,20 +62,7 @@ def test_concurrent_writer_processes(db: Database, settings: object) -> None:
 def test_session_rolls_back_on_error(db: Database) -> None:
     try:
         with db.session() as session:
-            session.add(
-                Dataset(
-                    id="ds_x",
-                    name="x",
-                    filename="f",
-                    source_format="csv",
-                    n_rows=1,
-                    n_columns=1,
-                    columns=[],
-                    sha256="0" * 64,
-                    size_bytes=1,
-                    created_at=utcnow(),
-                )
-            )
+            session.add(_dataset_row("ds_x"))
             session.flush()
             raise RuntimeError("boom")
     except RuntimeError:
