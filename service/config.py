@@ -24,6 +24,8 @@ class Settings(BaseSettings):
 
     executor: Literal["local", "celery"] = "local"
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    # A local worker process is replaced by a fresh one after this many jobs.
+    worker_max_jobs: int = Field(default=100, ge=1)
     broker_url: str = "redis://127.0.0.1:6379/0"
     worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     # Celery: the queue `regfit worker` consumes and the API sends `run_job` to. A job whose

@@ -99,6 +99,7 @@ def _tune(
     *,
     progress: Progress,
     should_stop: StopCheck,
+    train_numeric: np.ndarray,
 ) -> tuning.TuningOutcome:
     """Run the cross-validated search of ``spec.tuning`` on the training rows."""
     assert spec.tuning is not None
@@ -117,6 +118,7 @@ def _tune(
             spec.penalty,
             progress=search_progress,
             should_stop=should_stop,
+            train_numeric=train_numeric,
         )
     except tuning.TuningCancelled as exc:
         raise FitCancelled("the job was asked to stop") from exc
@@ -186,10 +188,23 @@ def fit_job(
     )
     y = target_values(columns, spec.target)
     train, test = split_rows(len(y), spec.split)
+    design = DesignTransformer(layout, spec.preprocessing)
+    train_numeric: np.ndarray | None = None
     tuned: tuning.TuningOutcome | None = None
     fits_done, fits_total, message = 0, 1, "fitting"
     if spec.tuning is not None:
-        tuned = _tune(columns, layout, y, train, spec, progress=progress, should_stop=should_stop)
+        # Gathered once: the search works on a copy, the refit's preprocessing on this one.
+        train_numeric = design.numeric_block(columns, train)
+        tuned = _tune(
+            columns,
+            layout,
+            y,
+            train,
+            spec,
+            progress=progress,
+            should_stop=should_stop,
+            train_numeric=train_numeric.copy(),
+        )
         penalty = tuned.penalty
         fits_done, fits_total = tuned.fits_done, tuned.fits_total + 1
         message = "refitting the selected candidate on the training split"
@@ -199,13 +214,12 @@ def fit_job(
         raise FitCancelled("the job was asked to stop")
 
     progress(fits_done, fits_total, message)
-    design = DesignTransformer(layout, spec.preprocessing)
     estimator = penalty.estimator()
     started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         # Convergence and similar warnings are results to report, not failures.
         warnings.simplefilter("always")
-        X_train = design.fit_transform(columns, train)
+        X_train = design.fit_transform(columns, train, numeric=train_numeric)
         estimator.fit(X_train, y[train])
     fit_seconds = time.perf_counter() - started
     if should_stop():

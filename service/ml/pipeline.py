@@ -40,6 +40,10 @@ Columns = Mapping[str, np.ndarray]
 Rows = np.ndarray  # integer row indices into the columns
 
 MISSING_CATEGORY_LABEL = "<missing>"
+# Columns stacked at a time when gathering a numeric block, and the most memory that
+# stacking may take (see ``_numeric_block``).
+GATHER_COLUMNS = 32
+GATHER_BYTES = 64 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -220,9 +224,19 @@ def _numeric_block(columns: Columns, names: Sequence[str], rows: Rows) -> np.nda
     """
     if not names:
         return np.empty((len(rows), 0), dtype=np.float64)
-    # Indexing by ``rows`` already copies: a second copy (astype's default) cost 100k×100 fits
-    # a tenth of their time.
-    return np.column_stack([columns[name][rows].astype(np.float64, copy=False) for name in names])
+    out = np.empty((len(rows), len(names)), dtype=np.float64)
+    # A few columns at a time: stacked whole (contiguous reads), then their rows gathered as
+    # rows of that block: 1.7× faster than gathering each column (300 columns × 8000 random
+    # rows: 32 → 18 ms), with a temporary of at most GATHER_BYTES.
+    width = min(GATHER_COLUMNS, GATHER_BYTES // (8 * max(len(columns[names[0]]), 1)))
+    if width < 2:
+        for j, name in enumerate(names):
+            out[:, j] = columns[name][rows]
+        return out
+    for start in range(0, len(names), width):
+        chunk = [columns[name] for name in names[start : start + width]]
+        out[:, start : start + len(chunk)] = np.column_stack(chunk)[rows]
+    return out
 
 
 def _text_block(columns: Columns, names: Sequence[str], rows: Rows) -> np.ndarray:
@@ -286,10 +300,17 @@ class DesignTransformer:
         self.layout = layout
         self.prep = prep
 
-    def fit_transform(self, columns: Columns, rows: Rows) -> np.ndarray:
-        """Fit on ``rows`` of ``columns`` and return their design matrix."""
+    def fit_transform(
+        self, columns: Columns, rows: Rows, *, numeric: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Fit on ``rows`` of ``columns`` and return their design matrix.
+
+        ``numeric``: the rows' numeric block (:meth:`numeric_block`) when the caller built
+        it already; it is transformed in place.
+        """
         layout, prep = self.layout, self.prep
-        numeric = _numeric_block(columns, layout.numeric, rows)
+        if numeric is None:
+            numeric = _numeric_block(columns, layout.numeric, rows)
         self.imputer_: SimpleImputer | None = None
         self.scaler_: StandardScaler | None = None
         self.encoder_: OneHotEncoder | None = None
@@ -323,6 +344,10 @@ class DesignTransformer:
             layout.numeric, layout.categorical, self.categories()
         )
         return np.hstack(blocks) if len(blocks) > 1 else blocks[0]
+
+    def numeric_block(self, columns: Columns, rows: Rows) -> np.ndarray:
+        """The raw numeric columns at ``rows``: a new C-ordered float64 matrix."""
+        return _numeric_block(columns, self.layout.numeric, rows)
 
     def transform(self, columns: Columns, rows: Rows) -> np.ndarray:
         """Return the design matrix of ``rows`` with the fitted parameters."""

@@ -53,13 +53,14 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
 from scipy.stats import rankdata
+from sklearn import config_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import enet_path
 from sklearn.model_selection import KFold
@@ -91,9 +92,10 @@ _SCORERS: dict[str, tuple[int, float]] = {
 }
 # Warm-started paths run this much tighter than the job's tol (see the module doc).
 PATH_TOL_FACTOR = 1e-2
-# A path is cut into about this many chunks per fold: the unit of scheduling, progress,
-# cancellation and timeout.
+# A path's first chunk is this fraction of it; later chunks aim at CHUNK_SECONDS each. A
+# chunk is the unit of scheduling, progress, cancellation and timeout.
 PATH_CHUNKS = 12
+CHUNK_SECONDS = 0.05
 POLL_SECONDS = 0.2
 # Bayesian search asks Optuna at most this many times the target number of distinct candidates.
 MAX_ASKS_FACTOR = 10
@@ -403,20 +405,23 @@ class PenalizedLeastSquares:
         Returns the coefficients (one column per alpha) and each solution's duality gap
         relative to ``‖y − ȳ‖²`` — the quantity scikit-learn compares with ``tol``.
         """
-        _, coefs, gaps = enet_path(
-            self.X,
-            self.y,
-            l1_ratio=l1_ratio,
-            alphas=np.asarray(alphas, dtype=np.float64),
-            precompute=self.gram if self.gram is not None else False,
-            Xy=self.xy,
-            copy_X=False,
-            coef_init=coef_init,
-            check_input=False,
-            tol=tol,
-            max_iter=max_iter,
-            positive=positive,
-        )
+        # The arguments are built here, never by a user: scikit-learn's parameter validation
+        # (about 1 ms a call, 3× the solve of a short path chunk) is skipped.
+        with config_context(skip_parameter_validation=True):
+            _, coefs, gaps = enet_path(
+                self.X,
+                self.y,
+                l1_ratio=l1_ratio,
+                alphas=np.asarray(alphas, dtype=np.float64),
+                precompute=self.gram if self.gram is not None else False,
+                Xy=self.xy,
+                copy_X=False,
+                coef_init=coef_init,
+                check_input=False,
+                tol=tol,
+                max_iter=max_iter,
+                positive=positive,
+            )
         relative_gaps = np.asarray(gaps) * self.n_samples / max(self.y_norm2, 1e-300)
         return coefs, relative_gaps
 
@@ -483,6 +488,17 @@ def _is_constant(var: np.ndarray, mean: np.ndarray, n_samples: int) -> np.ndarra
     return var <= n_samples * eps * var + (n_samples * mean * eps) ** 2
 
 
+class _Serial:
+    """``Executor.map`` in the calling thread."""
+
+    @staticmethod
+    def map(fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+        return map(fn, items)
+
+
+_SERIAL = _Serial()
+
+
 class TrainingMoments:
     """The training split's second moments per CV block: every fold's Gram without its design.
 
@@ -511,7 +527,9 @@ class TrainingMoments:
         train: np.ndarray,
         blocks: Sequence[np.ndarray],
         Z: np.ndarray | None = None,
+        pool: Executor | None = None,
     ) -> None:
+        """``pool``, when given, computes the blocks' moments in parallel."""
         if Z is None:
             Z = self.raw_design(columns, layout, prep, train)
         n, p = Z.shape
@@ -524,16 +542,18 @@ class TrainingMoments:
         self.y_shift = float(self.y.mean())
         ys = self.y - self.y_shift
         self.blocks = [np.asarray(b) for b in blocks]
-        self.block_gram, self.block_sum, self.block_zy, self.block_ysum = [], [], [], []
-        self.block_min, self.block_max = [], []
-        for b in self.blocks:
+
+        def moments(b: np.ndarray) -> tuple[np.ndarray, ...]:
             Zb = Z[b]  # one copy; ``Zb.T @ Zb`` of one array is a symmetric rank-k update
-            self.block_gram.append(Zb.T @ Zb)
-            self.block_min.append(Zb.min(axis=0))
-            self.block_max.append(Zb.max(axis=0))
-            self.block_sum.append(Zb.sum(axis=0))
-            self.block_zy.append(Zb.T @ ys[b])
-            self.block_ysum.append(float(ys[b].sum()))
+            return Zb.T @ Zb, Zb.min(axis=0), Zb.max(axis=0), Zb.sum(axis=0), Zb.T @ ys[b]
+
+        per_block = list((pool or _SERIAL).map(moments, self.blocks))
+        self.block_gram = [m[0] for m in per_block]
+        self.block_min = [m[1] for m in per_block]
+        self.block_max = [m[2] for m in per_block]
+        self.block_sum = [m[3] for m in per_block]
+        self.block_zy = [m[4] for m in per_block]
+        self.block_ysum = [float(ys[b].sum()) for b in self.blocks]
         self.gram = np.sum(self.block_gram, axis=0)
         self.total_sum = np.sum(self.block_sum, axis=0)
         self.zy = np.sum(self.block_zy, axis=0)
@@ -542,11 +562,20 @@ class TrainingMoments:
 
     @staticmethod
     def raw_design(
-        columns: Columns, layout: FeatureLayout, prep: PreprocessingSpec, rows: np.ndarray
+        columns: Columns,
+        layout: FeatureLayout,
+        prep: PreprocessingSpec,
+        rows: np.ndarray,
+        *,
+        numeric: np.ndarray | None = None,
     ) -> np.ndarray:
-        """The unscaled, unimputed design of ``rows`` (NaN where a numeric value is missing)."""
+        """The unscaled, unimputed design of ``rows`` (NaN where a numeric value is missing).
+
+        ``numeric``: the rows' numeric block, when the caller has it (it becomes part of
+        the result).
+        """
         raw = prep.model_copy(update={"scaling": "none", "impute": "none"})
-        return DesignTransformer(layout, raw).fit_transform(columns, rows)
+        return DesignTransformer(layout, raw).fit_transform(columns, rows, numeric=numeric)
 
     @staticmethod
     def applies(Z: np.ndarray, n_numeric: int, n_fold_rows: int, fit_intercept: bool) -> bool:
@@ -843,6 +872,7 @@ class _Search:
         progress: Progress,
         should_stop: StopCheck,
         n_jobs: int | None,
+        train_numeric: np.ndarray | None = None,
     ) -> None:
         # The timeout counts from here: preparing the folds is part of the search.
         deadline = (
@@ -866,10 +896,6 @@ class _Search:
         blocks = [b for _, b in positions]
         smallest_fold = len(train) - max(len(b) for b in blocks)
         ridge_positive = penalty.positive and "l2" in _base_kinds(tuning, penalty.kind)
-        if penalty.fit_intercept and not ridge_positive:
-            Z = TrainingMoments.raw_design(columns, layout, prep, train)
-            if TrainingMoments.applies(Z, len(layout.numeric), smallest_fold, True):
-                self.moments = TrainingMoments(columns, layout, prep, y, train, blocks, Z=Z)
         self.scores = CandidateScores(n_candidates, n_folds)
         self.progress, self.total = progress, n_candidates * n_folds
         self.message = f"cross-validating {n_candidates} candidates × {n_folds} folds"
@@ -879,6 +905,16 @@ class _Search:
             should_stop=should_stop,
             report=self.report,
         )
+        if penalty.fit_intercept and not ridge_positive:
+            try:
+                Z = TrainingMoments.raw_design(columns, layout, prep, train, numeric=train_numeric)
+                if TrainingMoments.applies(Z, len(layout.numeric), smallest_fold, True):
+                    self.moments = TrainingMoments(
+                        columns, layout, prep, y, train, blocks, Z=Z, pool=self.scheduler.pool
+                    )
+            except BaseException:
+                self.scheduler.close()
+                raise
 
     def report(self) -> None:
         self.progress(self.scores.fits_done, self.total, self.message)
@@ -917,12 +953,12 @@ class _Search:
         segments: list[_Segment],
         coef_init: np.ndarray | None,
         priority: tuple[int, ...],
-        follow_up: Callable[[np.ndarray], list[_Task]] | None,
+        follow_up: Callable[[np.ndarray, float], list[_Task]] | None,
     ) -> _Task:
         """Solve ``segments`` one after the other on fold ``k``; record their candidates.
 
         ``coef_init`` warm-starts the first segment; ``follow_up`` receives the last
-        solution (the warm start of the chain's next chunk).
+        solution (the warm start of the chain's next chunk) and the seconds the task took.
         """
 
         def run() -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]] | None:
@@ -968,7 +1004,7 @@ class _Search:
                         self.scores.unconverged[i, k] = gaps[j] > self.penalty.tol
             if follow_up is None:
                 return []
-            return follow_up(results[-1][0][:, -1].copy())
+            return follow_up(results[-1][0][:, -1].copy(), sum(r[4] for r in results))
 
         return _Task(priority, run, done)
 
@@ -977,15 +1013,19 @@ class _Search:
     def run_batch(self, candidates: list[Candidate]) -> None:
         """Evaluate ``candidates`` on every fold: one path per chain, chunked.
 
-        A chain of several alphas is cut into about ``PATH_CHUNKS`` warm-started chunks
-        (Ridge: one chunk, a single decomposition); chains of one alpha (a random search
-        over a continuous ``l1_ratio``) are cold fits, bundled so that a few dozen tasks
-        per fold cover them.
+        A chain of several alphas is walked in warm-started chunks (Ridge: one chunk, a
+        single decomposition). The first chunk is ``1/PATH_CHUNKS`` of the path; each next
+        one is sized from the seconds per alpha the last one took, to last about
+        ``CHUNK_SECONDS`` (at most twice the last size, since alphas get dearer down the
+        path), so a chunk's fixed cost (validation predictions, scheduling) stays small
+        next to its solve while cancel and timeout still act within a fraction of a
+        second. Chains of one alpha (a random search over a continuous ``l1_ratio``) are
+        cold fits, bundled so that a few dozen tasks per fold cover them.
         """
         chains: dict[tuple[str, float | None], dict[float, list[int]]] = {}
         for i, c in enumerate(candidates):
             chains.setdefault(c.chain, {}).setdefault(c.alpha, []).append(i)
-        plans: list[list[list[_Segment]]] = []  # plan → steps → segments
+        paths: list[tuple[str, float | None, list[float], list[list[int]], int]] = []
         singletons: list[_Segment] = []
         for (kind, ratio), by_alpha in chains.items():
             alphas = sorted(by_alpha, reverse=True)
@@ -993,38 +1033,42 @@ class _Search:
                 singletons.append(_Segment(kind, ratio, alphas, [by_alpha[alphas[0]]]))
                 continue
             if kind == "l2" and not self.penalty.positive:
-                size = len(alphas)  # one decomposition covers them all
+                first = len(alphas)  # one decomposition covers them all
             else:
-                size = max(1, math.ceil(len(alphas) / PATH_CHUNKS))
-            plans.append(
-                [
-                    [
-                        _Segment(
-                            kind,
-                            ratio,
-                            alphas[s : s + size],
-                            [by_alpha[a] for a in alphas[s : s + size]],
-                        )
-                    ]
-                    for s in range(0, len(alphas), size)
-                ]
-            )
+                first = max(1, math.ceil(len(alphas) / PATH_CHUNKS))
+            paths.append((kind, ratio, alphas, [by_alpha[a] for a in alphas], first))
+        bundles: list[list[_Segment]] = []
         if singletons:
             size = max(1, math.ceil(len(singletons) / (4 * PATH_CHUNKS)))
-            plans.extend([[singletons[s : s + size]] for s in range(0, len(singletons), size)])
+            bundles = [singletons[s : s + size] for s in range(0, len(singletons), size)]
 
-        def chain_steps(k: int, c: int, step: int, coef_init: np.ndarray | None) -> list[_Task]:
-            steps = plans[c]
-            if step >= len(steps):
+        def path_steps(
+            k: int, c: int, step: int, start: int, size: int, coef_init: np.ndarray | None
+        ) -> list[_Task]:
+            kind, ratio, alphas, members, _ = paths[c]
+            if start >= len(alphas):
                 return []
+            stop = min(start + size, len(alphas))
+            segment = _Segment(kind, ratio, alphas[start:stop], members[start:stop])
 
-            def follow(last: np.ndarray) -> list[_Task]:
-                return chain_steps(k, c, step + 1, last)
+            def follow(last: np.ndarray, seconds: float) -> list[_Task]:
+                per_alpha = seconds / (stop - start)
+                grown = 2 * (stop - start)
+                if per_alpha > 0:
+                    grown = min(grown, max(1, int(CHUNK_SECONDS / per_alpha)))
+                return path_steps(k, c, step + 1, stop, grown, last)
 
-            return [self.chain_task(k, steps[step], coef_init, (step, c, k), follow)]
+            return [self.chain_task(k, [segment], coef_init, (step, c, k), follow)]
 
         def after_build(k: int) -> list[_Task]:
-            return [t for c in range(len(plans)) for t in chain_steps(k, c, 0, None)]
+            tasks = [
+                t for c in range(len(paths)) for t in path_steps(k, c, 0, 0, paths[c][4], None)
+            ]
+            tasks += [
+                self.chain_task(k, bundle, None, (0, len(paths) + b, k), None)
+                for b, bundle in enumerate(bundles)
+            ]
+            return tasks
 
         self.scheduler.run(self.build_task(k, after_build) for k in range(len(self.splits)))
 
@@ -1153,8 +1197,12 @@ def search(
     progress: Progress,
     should_stop: StopCheck,
     n_jobs: int | None = None,
+    train_numeric: np.ndarray | None = None,
 ) -> TuningOutcome:
     """Run the cross-validated search of ``tuning`` on the ``train`` rows.
+
+    ``train_numeric``, when given, is the numeric block of the training rows (as
+    :class:`DesignTransformer` builds it); the search takes it over and changes it.
 
     Returns
     -------
@@ -1183,33 +1231,36 @@ def search(
     else:
         candidates = []
     n_start = len(candidates) if tuning.strategy != "bayesian" else 0
-    search_ = _Search(
-        columns,
-        layout,
-        prep,
-        y,
-        train,
-        tuning,
-        common,
-        n_candidates=n_start,
-        progress=progress,
-        should_stop=should_stop,
-        n_jobs=n_jobs,
-    )
-    search_.total = planned * tuning.cv.folds
-    search_.message = f"{tuning.strategy} search: {planned} candidates × {tuning.cv.folds} folds"
     stopped: str | None = None
     # Each pool thread is one core's worth of work: multi-threaded BLAS inside them would
     # oversubscribe the cores (measured 4-6x slower at 20000×500 on 2 cores).
     blas = (
         threadpool_controller().limit(limits=1, user_api="blas")
-        if search_.scheduler.n_threads > 1
+        if _n_threads(tuning.cv.folds, n_jobs) > 1
         else contextlib.nullcontext()
     )
     with warnings.catch_warnings(record=True) as caught, blas:
         # Solver warnings from the pool's threads land here too (the filters are global);
         # convergence is judged from the duality gaps instead (see the module doc).
         warnings.simplefilter("always")
+        search_ = _Search(
+            columns,
+            layout,
+            prep,
+            y,
+            train,
+            tuning,
+            common,
+            n_candidates=n_start,
+            progress=progress,
+            should_stop=should_stop,
+            n_jobs=n_jobs,
+            train_numeric=train_numeric,
+        )
+        search_.total = planned * tuning.cv.folds
+        search_.message = (
+            f"{tuning.strategy} search: {planned} candidates × {tuning.cv.folds} folds"
+        )
         try:
             search_.report()
             if tuning.strategy == "bayesian":
