@@ -72,6 +72,7 @@ SNIFF_BYTES = 64 << 10
 ROW_GROUP_MAX_ROWS = 1 << 20
 ROW_GROUP_MAX_BYTES = 32 << 20
 BATCH_TARGET_BYTES = 32 << 20
+READ_GROUP_BYTES = 64 << 20
 PARQUET_COMPRESSION = "snappy"
 TEXT_UNIQUE_CAP = 10_000
 TOP_VALUES = 5
@@ -1556,7 +1557,7 @@ def read_columns(path: Path, names: list[str] | None = None) -> dict[str, np.nda
     """
     with _open_stored(path) as parquet:
         available = parquet.schema_arrow.names
-        wanted = list(available) if names is None else list(names)
+        wanted = list(available) if names is None else list(dict.fromkeys(names))
         unknown = [name for name in wanted if name not in available]
         if unknown:
             raise InvalidInput(
@@ -1564,10 +1565,15 @@ def read_columns(path: Path, names: list[str] | None = None) -> dict[str, np.nda
                 errors=[field_error("/columns", f"unknown column {name!r}") for name in unknown],
             )
         out: dict[str, np.ndarray] = {}
-        for name in wanted:
-            # One column at a time keeps the peak at about one column's size.
-            column = parquet.read(columns=[name], use_threads=True).column(0)
-            out[name] = column_to_numpy(column)
+        # A group of columns at a time keeps the peak near READ_GROUP_BYTES above the result;
+        # one read per column cost ~0.3 ms each (100 ms for 300 columns of 10000 rows).
+        per_group = max(1, READ_GROUP_BYTES // max(8 * parquet.metadata.num_rows, 1))
+        for start in range(0, len(wanted), per_group):
+            group = wanted[start : start + per_group]
+            table = parquet.read(columns=group, use_threads=True)
+            for j, name in enumerate(group):
+                out[name] = column_to_numpy(table.column(j))
+            del table
         return out
 
 

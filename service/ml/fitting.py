@@ -26,7 +26,7 @@ from sklearn.model_selection import train_test_split
 
 from service.errors import FitError, RegfitError
 from service.ml import tuning
-from service.ml.metrics import finite_or_none, regression_metrics
+from service.ml.metrics import finite_list, finite_or_none, regression_metrics
 from service.ml.penalties import Penalty, penalty_notations, resolve_penalty
 from service.ml.pipeline import (
     Columns,
@@ -314,9 +314,7 @@ def _regularization_path(
         "alpha": penalty.alpha,
         "alphas": list(alphas),
         "units": "scaled",
-        "coefficients": {
-            name: [finite_or_none(c) for c in coefs[j]] for j, name in enumerate(names)
-        },
+        "coefficients": {name: finite_list(coefs[j]) for j, name in enumerate(names)},
         "n_nonzero": [int(n) for n in np.count_nonzero(coefs, axis=0)],
         "converged": converged,
         "cv": None

@@ -135,6 +135,8 @@ def select_features(
             numeric.append(name)
             dtypes[name] = values.dtype.name
             as_float = values.astype(np.float64, copy=False)
+            if bool(np.isfinite(as_float).all()):
+                continue  # the common case, in one pass
             n_infinite = int(np.isinf(as_float).sum())
             if n_infinite:
                 problems.append(f"column {name!r} has {n_infinite} infinite value(s)")

@@ -67,7 +67,7 @@ from sklearn.model_selection import KFold
 from threadpoolctl import ThreadpoolController
 
 from service.errors import FitError, RegfitError
-from service.ml.metrics import finite_or_none
+from service.ml.metrics import finite_list, finite_or_none, prediction_metrics
 from service.ml.penalties import Penalty, resolve_penalty
 from service.ml.pipeline import Columns, DesignTransformer, FeatureLayout
 from service.ml.spec import (
@@ -424,27 +424,6 @@ class PenalizedLeastSquares:
             )
         relative_gaps = np.asarray(gaps) * self.n_samples / max(self.y_norm2, 1e-300)
         return coefs, relative_gaps
-
-
-def prediction_metrics(y_true: np.ndarray, predictions: np.ndarray) -> np.ndarray:
-    """``r2``, ``mse``, ``rmse``, ``mae`` (columns) of each column of ``predictions``.
-
-    Vectorised forms of scikit-learn's metrics (``r2`` with ``force_finite``: 1.0 for a
-    perfect fit of a constant target, 0.0 otherwise; NaN for fewer than two rows).
-    """
-    residuals = y_true[:, None] - predictions
-    squares = residuals**2
-    mse = squares.mean(axis=0)
-    mae = np.abs(residuals).mean(axis=0)
-    numerator = squares.sum(axis=0)
-    denominator = float(((y_true - y_true.mean()) ** 2).sum())
-    if len(y_true) < 2:
-        r2 = np.full(mse.shape, np.nan)
-    elif denominator == 0.0:
-        r2 = np.where(numerator == 0.0, 1.0, 0.0)
-    else:
-        r2 = 1.0 - numerator / denominator
-    return np.column_stack([r2, mse, np.sqrt(mse), mae])
 
 
 class CVFold:
@@ -1332,7 +1311,7 @@ def _outcome(
                 "params": candidate_params(candidates[i], base.searched),
                 "mean_score": finite_or_none(means[j]),
                 "std_score": finite_or_none(stds[j]),
-                "fold_scores": [finite_or_none(s) for s in fold_scores[j]],
+                "fold_scores": finite_list(fold_scores[j]),
                 "fit_seconds": float(scores.seconds[i]),
                 "rank": int(ranks[j]),
                 "n_nonzero": float(scores.nonzero[i].mean()),
