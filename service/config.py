@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     # A local worker process is replaced by a fresh one after this many jobs.
     worker_max_jobs: int = Field(default=100, ge=1)
+    # A worker (local or Celery) keeps the last dataset it read in memory, up to this size,
+    # for the next job on the same dataset; 0 turns the cache off.
+    dataset_cache_bytes: int = Field(default=512 * 1024**2, ge=0)
     broker_url: str = "redis://127.0.0.1:6379/0"
     worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     # Celery: the queue `regfit worker` consumes and the API sends `run_job` to. A job whose

@@ -13,7 +13,9 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 
+import numpy as np
 from sqlalchemy.exc import OperationalError
 
 from service import errors
@@ -76,6 +78,28 @@ def _stop_checker(db: Database, job_id: str, attempt: int) -> Callable[[], bool]
     return should_stop
 
 
+# The last dataset this process read: (path, sha256) → its columns, read-only. Workers live
+# across jobs, and a user tuning one dataset sends one job after another on it.
+_last_dataset: tuple[tuple[str, str], dict[str, np.ndarray]] | None = None
+
+
+def _dataset_columns(path: Path, sha256: str, max_bytes: int) -> dict[str, np.ndarray]:
+    """The dataset's columns, from this process's cache when the last job read the same file."""
+    global _last_dataset
+    key = (str(path), sha256)
+    if _last_dataset is not None and _last_dataset[0] == key:
+        return _last_dataset[1]
+    _last_dataset = None  # let the previous dataset go before reading the next one
+    columns = storage.read_columns(path)
+    size = 0
+    for values in columns.values():
+        values.flags.writeable = False  # shared by later jobs: nobody may change them
+        size += values.nbytes if values.dtype != object else 64 * len(values)
+    if size <= max_bytes:
+        _last_dataset = (key, columns)
+    return columns
+
+
 def execute(job_id: str, attempt: int, *, db: Database, settings: Settings) -> str:
     """Runs attempt ``attempt`` of job ``job_id`` to its end and returns the job's status."""
     try:
@@ -93,7 +117,7 @@ def execute(job_id: str, attempt: int, *, db: Database, settings: Settings) -> s
                 ) from exc
             path = storage.dataset_path(settings, dataset)
             sha256 = dataset.sha256
-        columns = storage.read_columns(path)
+        columns = _dataset_columns(path, sha256, settings.dataset_cache_bytes)
         outcome = fitting.fit_job(
             columns,
             spec,

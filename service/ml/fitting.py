@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -149,6 +150,20 @@ def coefficient_tables(
     )
 
 
+def _prepare(
+    design: DesignTransformer,
+    columns: Columns,
+    train: np.ndarray,
+    test: np.ndarray,
+    train_numeric: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray | None, float]:
+    """Fit the preprocessing on the training rows; the training and test designs, seconds."""
+    started = time.perf_counter()
+    X_train = design.fit_transform(columns, train, numeric=train_numeric)
+    X_test = design.transform(columns, test) if len(test) else None
+    return X_train, X_test, time.perf_counter() - started
+
+
 def fit_job(
     columns: Columns,
     spec: JobSpec,
@@ -189,48 +204,50 @@ def fit_job(
     y = target_values(columns, spec.target)
     train, test = split_rows(len(y), spec.split)
     design = DesignTransformer(layout, spec.preprocessing)
-    train_numeric: np.ndarray | None = None
     tuned: tuning.TuningOutcome | None = None
     fits_done, fits_total, message = 0, 1, "fitting"
-    if spec.tuning is not None:
-        # Gathered once: the search works on a copy, the refit's preprocessing on this one.
-        train_numeric = design.numeric_block(columns, train)
-        tuned = _tune(
-            columns,
-            layout,
-            y,
-            train,
-            spec,
-            progress=progress,
-            should_stop=should_stop,
-            train_numeric=train_numeric.copy(),
-        )
-        penalty = tuned.penalty
-        fits_done, fits_total = tuned.fits_done, tuned.fits_total + 1
-        message = "refitting the selected candidate on the training split"
-    else:
-        penalty = resolve_penalty(spec.penalty, len(train))
-    if should_stop():
-        raise FitCancelled("the job was asked to stop")
-
-    progress(fits_done, fits_total, message)
-    estimator = penalty.estimator()
-    started = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         # Convergence and similar warnings are results to report, not failures.
         warnings.simplefilter("always")
-        X_train = design.fit_transform(columns, train, numeric=train_numeric)
+        if spec.tuning is not None:
+            # The refit's preprocessing does not depend on the search's answer: it runs on
+            # a thread of its own meanwhile, filling the cores the search leaves idle
+            # between its steps. The training rows are gathered once for both.
+            train_numeric = design.numeric_block(columns, train)
+            with ThreadPoolExecutor(1, thread_name_prefix="regfit-prep") as pool:
+                prepared = pool.submit(_prepare, design, columns, train, test, train_numeric)
+                tuned = _tune(
+                    columns,
+                    layout,
+                    y,
+                    train,
+                    spec,
+                    progress=progress,
+                    should_stop=should_stop,
+                    train_numeric=train_numeric.copy(),
+                )
+            X_train, X_test, prep_seconds = prepared.result()
+            penalty = tuned.penalty
+            fits_done, fits_total = tuned.fits_done, tuned.fits_total + 1
+            message = "refitting the selected candidate on the training split"
+        else:
+            penalty = resolve_penalty(spec.penalty, len(train))
+            X_train, X_test, prep_seconds = _prepare(design, columns, train, test, None)
+        if should_stop():
+            raise FitCancelled("the job was asked to stop")
+
+        progress(fits_done, fits_total, message)
+        estimator = penalty.estimator()
+        started = time.perf_counter()
         estimator.fit(X_train, y[train])
-    fit_seconds = time.perf_counter() - started
+        fit_seconds = prep_seconds + time.perf_counter() - started
     if should_stop():
         raise FitCancelled("the job was asked to stop")
 
     train_metrics = regression_metrics(y[train], estimator.predict(X_train))
     test_metrics = None
-    if len(test):
-        test_metrics = regression_metrics(
-            y[test], estimator.predict(design.transform(columns, test))
-        )
+    if X_test is not None:
+        test_metrics = regression_metrics(y[test], estimator.predict(X_test))
 
     coef = np.asarray(estimator.coef_, dtype=np.float64).ravel()
     intercept = float(np.ravel(estimator.intercept_)[0])  # 0.0 when fit_intercept is False
