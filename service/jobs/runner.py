@@ -39,7 +39,9 @@ class JobStopped(Exception):
 
 
 def _progress_writer(db: Database, job_id: str, attempt: int) -> Callable[[int, int, str], None]:
-    last = 0.0
+    # The first write waits one interval too: the claim already shows the job starting, with
+    # its total, so a job shorter than the interval writes no progress before its end.
+    last = time.monotonic()
 
     def report(done: int, total: int, message: str) -> None:
         nonlocal last

@@ -15,12 +15,13 @@ portable document (:mod:`service.models.portable`).
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from sklearn.model_selection import train_test_split
@@ -53,10 +54,12 @@ class FitCancelled(RegfitError):
 
 @dataclass
 class FitOutcome:
-    """What a fit produces: the portable model document and the model summary."""
+    """What a fit produces: the portable model document, the model summary, and the job's
+    final ``progress`` as ``(done, total, message)``."""
 
     portable: dict[str, Any]
     summary: dict[str, Any]
+    progress: tuple[int, int, str] = (1, 1, "done")
 
 
 def _no_progress(done: int, total: int, message: str) -> None:
@@ -89,6 +92,37 @@ def split_rows(n_rows: int, split: SplitSpec) -> tuple[np.ndarray, np.ndarray]:
             f"cannot split {n_rows} rows with test_size={split.test_size}: {exc}"
         ) from exc
     return np.asarray(train), np.asarray(test)
+
+
+def split_sizes(n_rows: int, split: SplitSpec) -> tuple[int, int]:
+    """``(n_train, n_test)`` of :func:`split_rows`, without drawing the rows.
+
+    ``train_test_split``'s arithmetic: a fractional ``test_size`` takes ``ceil(test_size·n)``
+    test rows, an integer one that many.
+
+    Raises
+    ------
+    FitError
+        If the split leaves no training row, or ``test_size`` exceeds the rows.
+    """
+    if split.test_size == 0:
+        return n_rows, 0
+    if isinstance(split.test_size, int):
+        n_test = split.test_size
+        if n_test >= n_rows:
+            raise FitError(
+                f"cannot split {n_rows} rows with test_size={n_test}: it must be less than "
+                f"the number of rows"
+            )
+    else:
+        n_test = math.ceil(split.test_size * n_rows)
+    n_train = n_rows - n_test
+    if n_train < 1:
+        raise FitError(
+            f"cannot split {n_rows} rows with test_size={split.test_size}: no training row "
+            f"would be left"
+        )
+    return n_train, n_test
 
 
 def _tune(
@@ -155,12 +189,25 @@ def _prepare(
     columns: Columns,
     train: np.ndarray,
     test: np.ndarray,
-    train_numeric: np.ndarray | None,
+    numeric: tuple[np.ndarray, np.ndarray] | None,
+    kinds: Iterable[str],
 ) -> tuple[np.ndarray, np.ndarray | None, float]:
-    """Fit the preprocessing on the training rows; the training and test designs, seconds."""
+    """Fit the preprocessing on the training rows; the training and test designs, seconds.
+
+    ``numeric``: the training and test rows' numeric blocks when the caller gathered them
+    (they may be transformed in place). ``kinds``: the estimator kinds the training design
+    may be fitted with. Coordinate descent (Lasso, ElasticNet) works on a Fortran-ordered
+    copy of it, which the design is then made as; Ridge keeps the C order that
+    scikit-learn's own pipeline hands it.
+    """
     started = time.perf_counter()
-    X_train = design.fit_transform(columns, train, numeric=train_numeric)
-    X_test = design.transform(columns, test) if len(test) else None
+    if numeric is None:
+        train_numeric, test_numeric = design.numeric_blocks(columns, [train, test])
+    else:
+        train_numeric, test_numeric = numeric
+    order: Literal["C", "F"] = "C" if "l2" in kinds else "F"
+    X_train = design.fit_transform(columns, train, numeric=train_numeric, order=order)
+    X_test = design.transform(columns, test, numeric=test_numeric) if len(test) else None
     return X_train, X_test, time.perf_counter() - started
 
 
@@ -212,10 +259,15 @@ def fit_job(
         if spec.tuning is not None:
             # The refit's preprocessing does not depend on the search's answer: it runs on
             # a thread of its own meanwhile, filling the cores the search leaves idle
-            # between its steps. The training rows are gathered once for both.
-            train_numeric = design.numeric_block(columns, train)
+            # between its steps. The training rows are gathered once for both (each gets its
+            # own copy: both work on theirs in place).
+            train_numeric, test_numeric = design.numeric_blocks(columns, [train, test])
+            search_numeric = train_numeric.copy()
             with ThreadPoolExecutor(1, thread_name_prefix="regfit-prep") as pool:
-                prepared = pool.submit(_prepare, design, columns, train, test, train_numeric)
+                kinds = tuning.searched_kinds(spec.tuning, spec.penalty)
+                prepared = pool.submit(
+                    _prepare, design, columns, train, test, (train_numeric, test_numeric), kinds
+                )
                 tuned = _tune(
                     columns,
                     layout,
@@ -224,7 +276,7 @@ def fit_job(
                     spec,
                     progress=progress,
                     should_stop=should_stop,
-                    train_numeric=train_numeric.copy(),
+                    train_numeric=search_numeric,
                 )
             X_train, X_test, prep_seconds = prepared.result()
             penalty = tuned.penalty
@@ -232,7 +284,9 @@ def fit_job(
             message = "refitting the selected candidate on the training split"
         else:
             penalty = resolve_penalty(spec.penalty, len(train))
-            X_train, X_test, prep_seconds = _prepare(design, columns, train, test, None)
+            X_train, X_test, prep_seconds = _prepare(
+                design, columns, train, test, None, [penalty.kind]
+            )
         if should_stop():
             raise FitCancelled("the job was asked to stop")
 
@@ -279,8 +333,18 @@ def fit_job(
         _fill_comparison(tuned, penalty, summary, X_train, y[train])
     summary["path"] = _regularization_path(design, penalty, X_train, y[train], tuned)
     document = _portable_document(layout, design, coef, intercept, notations, training_sha256)
-    progress(fits_total, fits_total, "done")
-    return FitOutcome(portable=document, summary=summary)
+    final = (fits_total, fits_total, "done")
+    if tuned is not None and spec.tuning is not None and tuned.summary["timed_out"]:
+        t = tuned.summary
+        final = (
+            fits_done + 1,
+            fits_total,
+            f"done: the search stopped at timeout_seconds={spec.tuning.timeout_seconds} "
+            f"(tuning.timed_out) with {t['n_candidates_finished']} of {t['n_candidates']} "
+            f"candidates finished on every fold; the best of those was refit",
+        )
+    progress(*final)
+    return FitOutcome(portable=document, summary=summary, progress=final)
 
 
 def _fill_comparison(

@@ -96,6 +96,11 @@ PATH_TOL_FACTOR = 1e-2
 # chunk is the unit of scheduling, progress, cancellation and timeout.
 PATH_CHUNKS = 12
 CHUNK_SECONDS = 0.05
+# A chunk is at most this many times the size of the one before. Alphas get dearer down the
+# path, so the seconds per alpha of a short chunk undervalue the next one; but each chunk
+# costs its fold a validation pass (as much as a short solve), so a fast path should take
+# its rest in one go (30 alphas at 10000×300: 2 chunks instead of 5).
+CHUNK_GROWTH = 16
 POLL_SECONDS = 0.2
 # Bayesian search asks Optuna at most this many times the target number of distinct candidates.
 MAX_ASKS_FACTOR = 10
@@ -138,12 +143,17 @@ class _Base:
     max_iter: int | None
 
 
-def _base(tuning: TuningSpec, penalty: PenaltySpec, n_train: int = 1) -> _Base:
+def searched_kinds(tuning: TuningSpec, penalty: PenaltySpec) -> tuple[PenaltyKind, ...]:
+    """The estimator kinds a search compares: ``space["penalty"]``, else the job's type."""
     kinds_space = tuning.space.get("penalty")
     names = kinds_space if isinstance(kinds_space, list) else [penalty.type]
     # Canonical and de-duplicated by the spec; the job spec requires penalty.type when the
     # penalty is not searched.
-    kinds = tuple(PENALTY_ALIASES[str(name)] for name in names)
+    return tuple(PENALTY_ALIASES[str(name)] for name in names)
+
+
+def _base(tuning: TuningSpec, penalty: PenaltySpec, n_train: int = 1) -> _Base:
+    kinds = searched_kinds(tuning, penalty)
     alpha, l1_ratio = 1.0, 0.5
     if penalty.type is not None and (penalty.uses_lambda_form or penalty.alpha is not None):
         resolved = resolve_penalty(penalty, max(n_train, 1))
@@ -557,12 +567,14 @@ class TrainingMoments:
         return DesignTransformer(layout, raw).fit_transform(columns, rows, numeric=numeric)
 
     @staticmethod
-    def applies(Z: np.ndarray, n_numeric: int, n_fold_rows: int, fit_intercept: bool) -> bool:
+    def applies(
+        Z: np.ndarray, layout: FeatureLayout, n_fold_rows: int, fit_intercept: bool
+    ) -> bool:
         """Whether the moments give the folds exactly (see the class doc)."""
         return (
             fit_intercept
             and n_fold_rows > Z.shape[1]
-            and not bool(np.isnan(Z[:, :n_numeric]).any())
+            and not (layout.with_missing and np.isnan(Z[:, : len(layout.numeric)]).any())
         )
 
     def fold(self, k: int | None) -> CVFold:
@@ -619,7 +631,10 @@ class TrainingMoments:
         )
         if rows is None:
             return CVFold(problem, np.empty((0, self.n_features)), np.empty(0))
-        return CVFold(problem, (self.Z[rows] - c) * d, self.y[rows])
+        X_val = self.Z[rows]  # a new array: preprocessed in place
+        X_val -= c
+        X_val *= d
+        return CVFold(problem, X_val, self.y[rows])
 
 
 def solve_chain(
@@ -887,7 +902,7 @@ class _Search:
         if penalty.fit_intercept and not ridge_positive:
             try:
                 Z = TrainingMoments.raw_design(columns, layout, prep, train, numeric=train_numeric)
-                if TrainingMoments.applies(Z, len(layout.numeric), smallest_fold, True):
+                if TrainingMoments.applies(Z, layout, smallest_fold, True):
                     self.moments = TrainingMoments(
                         columns, layout, prep, y, train, blocks, Z=Z, pool=self.scheduler.pool
                     )
@@ -995,11 +1010,11 @@ class _Search:
         A chain of several alphas is walked in warm-started chunks (Ridge: one chunk, a
         single decomposition). The first chunk is ``1/PATH_CHUNKS`` of the path; each next
         one is sized from the seconds per alpha the last one took, to last about
-        ``CHUNK_SECONDS`` (at most twice the last size, since alphas get dearer down the
-        path), so a chunk's fixed cost (validation predictions, scheduling) stays small
-        next to its solve while cancel and timeout still act within a fraction of a
-        second. Chains of one alpha (a random search over a continuous ``l1_ratio``) are
-        cold fits, bundled so that a few dozen tasks per fold cover them.
+        ``CHUNK_SECONDS`` (at most ``CHUNK_GROWTH`` times the last size), so a chunk's
+        fixed cost (validation predictions, scheduling) stays small next to its solve while
+        cancel and timeout still act within a fraction of a second. Chains of one alpha (a
+        random search over a continuous ``l1_ratio``) are cold fits, bundled so that a few
+        dozen tasks per fold cover them.
         """
         chains: dict[tuple[str, float | None], dict[float, list[int]]] = {}
         for i, c in enumerate(candidates):
@@ -1032,7 +1047,7 @@ class _Search:
 
             def follow(last: np.ndarray, seconds: float) -> list[_Task]:
                 per_alpha = seconds / (stop - start)
-                grown = 2 * (stop - start)
+                grown = CHUNK_GROWTH * (stop - start)
                 if per_alpha > 0:
                     grown = min(grown, max(1, int(CHUNK_SECONDS / per_alpha)))
                 return path_steps(k, c, step + 1, stop, grown, last)
@@ -1284,7 +1299,9 @@ def _outcome(
     chosen = best
     one_se: dict[str, Any] | None = None
     if tuning.select == "1se":
-        threshold = means[best] - stds[best] / math.sqrt(n_folds)
+        # glmnet's cvsd: the standard error of the mean of the fold scores, the sample
+        # standard deviation over √folds (= the population std_score over √(folds − 1)).
+        threshold = means[best] - stds[best] / math.sqrt(n_folds - 1)
         kind = candidates[finished[best]].kind
         eligible = [
             j
@@ -1300,8 +1317,8 @@ def _outcome(
             "max_score_index": best,
             "max_score": finite_or_none(means[best]),
             "rule": "largest alpha of the best candidate's penalty whose mean score is at "
-            "least the best mean minus its standard error (std/sqrt(folds)); equal alphas: "
-            "fewest nonzero coefficients",
+            "least the best mean minus its standard error (std_score/sqrt(folds - 1), "
+            "glmnet's cvsd); equal alphas: fewest nonzero coefficients",
         }
     chosen_candidate = candidates[finished[chosen]]
     rows: list[dict[str, Any]] = []

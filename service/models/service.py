@@ -33,6 +33,7 @@ def create_for_job(
     """
     model_id = new_id()
     now = utcnow()
+    done, total, message = outcome.progress
     result = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == "running", Job.attempts == attempt)
@@ -40,8 +41,9 @@ def create_for_job(
             status="succeeded",
             model_id=model_id,
             finished_at=now,
-            progress_done=Job.progress_total,
-            progress_message="done",
+            progress_done=done,
+            progress_total=total,
+            progress_message=message[:255],
         )
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]

@@ -148,6 +148,46 @@ def test_fit_equals_sklearn_pipeline(penalty: dict[str, Any], estimator: Any) ->
     )
 
 
+@pytest.mark.parametrize("tuned", [False, True], ids=["plain", "tuned"])
+@pytest.mark.parametrize(
+    ("penalty", "estimator"),
+    [
+        ({"type": "l1", "alpha": 0.3}, Lasso(alpha=0.3)),
+        ({"type": "elasticnet", "alpha": 0.3, "l1_ratio": 0.3}, ElasticNet(0.3, l1_ratio=0.3)),
+        ({"type": "l2", "alpha": 3.0}, Ridge(alpha=3.0)),
+    ],
+)
+def test_the_refit_equals_the_pipeline_to_the_bit(
+    penalty: dict[str, Any], estimator: Any, tuned: bool
+) -> None:
+    # The job hands coordinate descent a Fortran-ordered design (Ridge a C-ordered one); the
+    # scaler's parameters and every coefficient must still be those of
+    # make_pipeline(SimpleImputer(), StandardScaler(), estimator) exactly, with a search (the
+    # refit's preprocessing then runs beside it) or without.
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(600, 12)) * rng.uniform(0.5, 20, size=12) + rng.normal(size=12)
+    y = X @ rng.normal(size=12) + rng.normal(size=600)
+    X[::17, 3] = np.nan
+    columns = {f"x{j}": X[:, j].copy() for j in range(12)} | {"y": y}
+    body: dict[str, Any] = {"dataset_id": "d", "target": "y", "penalty": penalty}
+    if tuned:
+        body["tuning"] = {"space": {"alpha": [penalty["alpha"]]}, "cv": {"folds": 3}}
+    spec = JobSpec.model_validate(body)
+    outcome = fit_job(columns, spec, training_sha256="0" * 64)
+
+    train, test = reference_split(600, spec.split)
+    reference = make_pipeline(SimpleImputer(), StandardScaler(), estimator)
+    reference.fit(X[train], y[train])
+    coef = [outcome.summary["coefficients"]["scaled"][f"x{j}"] for j in range(12)]
+    np.testing.assert_array_equal(coef, reference[-1].coef_ + 0.0)  # + 0.0: -0.0 is 0.0
+    assert outcome.summary["intercept"]["scaled"] == float(reference[-1].intercept_)
+    assert outcome.summary["metrics"]["test"]["r2"] == r2_score(y[test], reference.predict(X[test]))
+    numeric = outcome.portable["numeric"]
+    assert numeric["impute_values"] == reference[0].statistics_.tolist()
+    assert numeric["means"] == reference[1].mean_.tolist()
+    assert numeric["scales"] == reference[1].scale_.tolist()
+
+
 def test_original_units_reproduce_the_predictions() -> None:
     columns = dataset()
     spec = spec_of({"type": "elasticnet", "alpha": 0.05})

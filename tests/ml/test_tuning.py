@@ -334,7 +334,8 @@ def test_one_standard_error_rule_picks_a_sparser_model() -> None:
     top = t["candidates"][t["one_se"]["max_score_index"]]
     assert top["params"] == best["tuning"]["best_params"]
     chosen = t["candidates"][t["best_index"]]
-    threshold = top["mean_score"] - top["std_score"] / np.sqrt(5)
+    # glmnet's cvsd: the sample standard deviation of the fold scores over √folds.
+    threshold = top["mean_score"] - np.std(top["fold_scores"], ddof=1) / np.sqrt(5)
     assert t["one_se"]["threshold"] == pytest.approx(threshold)
     assert chosen["mean_score"] >= threshold
     assert chosen["params"]["alpha"] > top["params"]["alpha"]
@@ -456,9 +457,16 @@ def test_timeout_keeps_the_best_finished_candidates() -> None:
         "timeout_seconds": 1.0,
     }
     spec = job(columns, {"type": "elasticnet"}, tuning)
-    summary = fit_job(columns, spec, training_sha256="x").summary
+    outcome = fit_job(columns, spec, training_sha256="x")
+    summary = outcome.summary
     t = summary["tuning"]
     assert t["timed_out"] is True
+    # The job says so too: its final progress counts the fits that ran, not the plan.
+    done, total, message = outcome.progress
+    assert total == 5000 * 5 + 1
+    assert t["n_candidates_finished"] * 5 + 1 <= done < total
+    assert "timeout_seconds=1.0" in message
+    assert f"{t['n_candidates_finished']} of 5000 candidates" in message
     assert 0 < t["n_candidates_finished"] < 5000
     assert len(t["candidates"]) == t["n_candidates_finished"]
     assert t["n_candidates"] == 5000

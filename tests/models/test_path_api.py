@@ -87,3 +87,34 @@ def test_too_many_candidates_is_a_422(client: TestClient) -> None:
     assert response.status_code == 422, response.text
     # 100 (l1) + 100 (l2) + 100 × 99 (elasticnet) > the default limit of 10000
     assert "10100 candidates" in response.json()["detail"]
+
+
+def test_a_timed_out_search_says_so_in_the_job(client: TestClient) -> None:
+    params = {"n_samples": 600, "n_features": 40, "noise": 10.0, "random_state": 9}
+    dataset = client.post("/v1/datasets/synthetic", json=params).json()
+    body = {
+        "dataset_id": dataset["id"],
+        "target": "y",
+        "penalty": {"type": "elasticnet"},
+        "tuning": {
+            "strategy": "random",
+            "space": {
+                "alpha": {"low": 1e-4, "high": 1.0, "log": True},
+                "l1_ratio": {"low": 0.05, "high": 0.95},
+            },
+            "n_trials": 5000,
+            "timeout_seconds": 1.0,
+        },
+    }
+    response = client.post("/v1/jobs", json=body)
+    assert response.status_code == 202, response.text
+    job = wait_for_job(client, response.json()["id"])
+    assert job["status"] == "succeeded", job["error"]
+    tuning = client.get(f"/v1/models/{job['model_id']}").json()["tuning"]
+    assert tuning["timed_out"] is True
+    finished = tuning["n_candidates_finished"]
+    progress = job["progress"]
+    assert progress["total"] == 5000 * 5 + 1
+    assert finished * 5 + 1 <= progress["done"] < progress["total"]
+    assert "timeout_seconds=1.0" in progress["message"]
+    assert f"{finished} of 5000 candidates" in progress["message"]
