@@ -42,6 +42,7 @@ def validation_problem(exc: RequestValidationError) -> dict[str, Any]:
     items = []
     for err in exc.errors():
         loc = [p for p in err.get("loc", ()) if not str(p).startswith("function-after")]
+        loc += (err.get("ctx") or {}).get("at", ())  # the field a model's own check names
         items.append(
             {"loc": _json_pointer(loc), "msg": err.get("msg", "invalid"), "type": err.get("type")}
         )

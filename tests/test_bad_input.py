@@ -3,6 +3,7 @@ nothing is written (no dataset row, no file, no job)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,86 @@ def test_bad_job_specs(
     }
     problem = assert_problem(client.post("/v1/jobs", json=body), status)
     assert any(e["loc"].startswith(loc) for e in problem["errors"]), problem
+    assert client.get("/v1/jobs").json()["total"] == 0
+
+
+GRID = {"alpha": [0.1, 1.0]}
+# Errors a model's own check raises name the field they are about, not the model.
+EXACT_LOC_CASES = [
+    (
+        "range low > high",
+        {"strategy": "random", "space": {"alpha": {"low": 2, "high": 1}}},
+        "/tuning/space/alpha",
+    ),
+    (
+        "log range from 0",
+        {"strategy": "random", "space": {"alpha": {"low": 0, "high": 1, "log": True}}},
+        "/tuning/space/alpha/low",
+    ),
+    (
+        "extra key in a range",
+        {"strategy": "random", "space": {"alpha": {"low": 1, "high": 2, "step": 1}}},
+        "/tuning/space/alpha/step",
+    ),
+    (
+        "infinite range bound",
+        {"strategy": "random", "space": {"alpha": {"low": 1, "high": "1e400"}}},
+        "/tuning/space/alpha/high",
+    ),
+    ("range in a grid", {"space": {"alpha": {"low": 1, "high": 2}}}, "/tuning/space/alpha"),
+    ("negative alpha in a list", {"space": {"alpha": [0.1, -1]}}, "/tuning/space/alpha/1"),
+    ("unknown penalty in a list", {"space": {"penalty": ["l1", "l3"]}}, "/tuning/space/penalty/1"),
+    ("unknown dimension", {"space": {"alpha": [1.0], "gamma": [1.0]}}, "/tuning/space/gamma"),
+    ("l1_ratio for a Ridge job", {"space": {"l1_ratio": [0.5]}}, "/tuning/space/l1_ratio"),
+    (
+        "cv seed without shuffle",
+        {"space": GRID, "cv": {"random_state": 1}},
+        "/tuning/cv/random_state",
+    ),
+    ("more folds than training rows", {"space": GRID, "cv": {"folds": 33}}, "/tuning/cv/folds"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "tuning", "loc"), EXACT_LOC_CASES, ids=[c[0] for c in EXACT_LOC_CASES]
+)
+def test_tuning_errors_name_the_field(
+    client: TestClient, dataset: dict[str, Any], case: str, tuning: dict[str, Any], loc: str
+) -> None:
+    body = {"dataset_id": dataset["id"], "target": "y", "penalty": {"type": "l2"}, "tuning": tuning}
+    text = json.dumps(body).replace('"1e400"', "1e400")  # a JSON number no float holds
+    response = client.post("/v1/jobs", content=text, headers={"content-type": "application/json"})
+    problem = assert_problem(response, 422)
+    assert [e["loc"] for e in problem["errors"]] == [loc], problem
+    assert client.get("/v1/jobs").json()["total"] == 0
+
+
+@pytest.mark.parametrize(
+    ("patch", "loc"),
+    [
+        ({"penalty": {"alpha": 0.1}}, "/penalty/type"),
+        ({"penalty": {"type": "l2", "lambda1": 0.2}}, "/penalty/type"),
+        ({"penalty": {"lambda1": 0, "lambda2": 0}}, "/penalty/lambda1"),
+        ({"penalty": {"type": "l2", "l1_ratio": 0.5}}, "/penalty/l1_ratio"),
+        ({"penalty": {"lambda1": 0.2, "alpha": 1}}, "/penalty/alpha"),
+        ({"features": ["x0", "x1", "x0"]}, "/features/2"),
+        ({"features": ["x0", "y"]}, "/features/1"),
+        ({"split": {"test_size": 40}}, "/split/test_size"),
+        (
+            {
+                "penalty": {"lambda1": 0.2, "lambda2": 0.1},
+                "tuning": {"space": {"penalty": ["l1", "l2", "elasticnet"]}},
+            },
+            "/tuning/space/penalty",
+        ),
+    ],
+)
+def test_job_errors_name_the_field(
+    client: TestClient, dataset: dict[str, Any], patch: dict[str, Any], loc: str
+) -> None:
+    body = {"dataset_id": dataset["id"], "target": "y", "penalty": {"type": "l1"}, **patch}
+    problem = assert_problem(client.post("/v1/jobs", json=body), 422)
+    assert [e["loc"] for e in problem["errors"]] == [loc], problem
     assert client.get("/v1/jobs").json()["total"] == 0
 
 

@@ -10,6 +10,7 @@ from service import errors
 from service.datasets import service as datasets
 from service.jobs import service as jobs
 from service.jobs.schemas import JobOut, JobStatus, job_body
+from service.ml.fitting import split_sizes
 from service.ml.spec import JobSpec
 from service.ml.tuning import count_candidates
 from service.web import (
@@ -53,6 +54,22 @@ def _check_columns(spec: JobSpec, columns: list[dict[str, Any]]) -> None:
         raise errors.InvalidInput(problems[0]["msg"], errors=problems)
 
 
+def _check_split(spec: JobSpec, n_rows: int) -> None:
+    """The split must leave training rows, and enough of them for the CV folds."""
+    try:
+        n_train, _ = split_sizes(n_rows, spec.split)
+    except errors.FitError as exc:
+        raise errors.InvalidInput(
+            exc.detail, errors=[errors.field_error("/split/test_size", exc.detail)]
+        ) from exc
+    if spec.tuning is not None and spec.tuning.cv.folds > n_train:
+        detail = (
+            f"cannot cut {n_train} training rows into {spec.tuning.cv.folds} folds "
+            f"(the dataset has {n_rows} rows, split.test_size={spec.split.test_size})"
+        )
+        raise errors.InvalidInput(detail, errors=[errors.field_error("/tuning/cv/folds", detail)])
+
+
 def planned_fits(spec: JobSpec, max_candidates: int) -> int:
     """Fits the job will run (candidates × folds, plus the final fit), for progress."""
     if spec.tuning is None:
@@ -82,6 +99,7 @@ def submit(
             errors=[errors.field_error("/dataset_id", "no dataset with this id")],
         ) from exc
     _check_columns(spec, dataset.columns)
+    _check_split(spec, dataset.n_rows)
     total = planned_fits(spec, settings.max_candidates)
     executor = request.app.state.executor
     job = jobs.create(session=session, spec=spec, executor=executor.name, total=total)

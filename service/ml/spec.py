@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     StrictFloat,
     StrictInt,
+    ValidationError,
     field_validator,
     model_validator,
 )
@@ -43,9 +44,14 @@ NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1, strict=True)]
 
 
-def _spec_error(kind: str, message: str) -> PydanticCustomError:
-    # A custom error keeps the message free of pydantic's "Value error, " prefix.
-    return PydanticCustomError(kind, message)
+def _spec_error(kind: str, message: str, at: tuple[str | int, ...] = ()) -> PydanticCustomError:
+    """A validation error of ``kind``; ``at``: the offending field, relative to the model.
+
+    A custom error keeps the message free of pydantic's "Value error, " prefix. A model
+    validator's error sits at the model itself; ``at`` (in the error's context, appended to
+    its ``loc`` by the API's problem rendering) names the field it is about.
+    """
+    return PydanticCustomError(kind, message, {"at": at} if at else None)
 
 
 class _Spec(BaseModel):
@@ -96,6 +102,7 @@ class PenaltySpec(_Spec):
                     f"give either the scikit-learn form (alpha, l1_ratio) or the lambda form "
                     f"(lambda1, lambda2), not both: got {', '.join(sklearn_keys)} "
                     f"together with lambda1/lambda2",
+                    at=(sklearn_keys[0],),
                 )
             lambda1, lambda2 = self.lambda1 or 0.0, self.lambda2 or 0.0
             if lambda1 == 0 and lambda2 == 0:
@@ -103,6 +110,7 @@ class PenaltySpec(_Spec):
                     "penalty_lambda",
                     "lambda1 and lambda2 are both 0: at least one must be positive "
                     "(for an unpenalized fit use type 'l2' with alpha 0)",
+                    at=("lambda1" if self.lambda1 is not None else "lambda2",),
                 )
             inferred: PenaltyKind = (
                 "elasticnet" if lambda1 > 0 and lambda2 > 0 else "l1" if lambda1 > 0 else "l2"
@@ -113,6 +121,7 @@ class PenaltySpec(_Spec):
                     f"type '{self.type}' does not match lambda1={lambda1}, lambda2={lambda2}, "
                     f"which describe an '{inferred}' penalty (lambda1 > 0 only: l1; "
                     f"lambda2 > 0 only: l2; both > 0: elasticnet)",
+                    at=("type",),
                 )
             self.type = inferred
             return self
@@ -120,6 +129,7 @@ class PenaltySpec(_Spec):
             raise _spec_error(
                 "penalty_l1_ratio",
                 f"l1_ratio applies only to type 'elasticnet', not '{self.type}'",
+                at=("l1_ratio",),
             )
         self.type = kind
         if self.alpha is None:
@@ -177,6 +187,7 @@ class CVSpec(_Spec):
                 "cv_random_state",
                 "random_state has no effect when shuffle is false: set shuffle to true "
                 "or leave random_state null",
+                at=("random_state",),
             )
         return self
 
@@ -193,7 +204,7 @@ class RangeSpec(_Spec):
         if not self.low < self.high:
             raise _spec_error("range_bounds", f"low ({self.low}) must be < high ({self.high})")
         if self.log and self.low <= 0:
-            raise _spec_error("range_log", "a log range needs low > 0")
+            raise _spec_error("range_log", "a log range needs low > 0", at=("low",))
         return self
 
 
@@ -205,16 +216,28 @@ def _check_dimension(key: str, values: Any) -> list[float] | list[str] | RangeSp
     """Validate and normalise one search dimension of ``TuningSpec.space``."""
     if isinstance(values, RangeSpec | dict):
         if key == "penalty":
-            raise _spec_error("space_penalty", "space.penalty must be a list of penalty types")
-        spec = values if isinstance(values, RangeSpec) else RangeSpec.model_validate(values)
+            raise _spec_error(
+                "space_penalty", "space.penalty must be a list of penalty types", at=(key,)
+            )
+        if isinstance(values, RangeSpec):
+            spec = values
+        else:
+            try:
+                spec = RangeSpec.model_validate(values)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                at = (key, *first["loc"], *first.get("ctx", {}).get("at", ()))
+                raise _spec_error(first["type"], f"space.{key}: {first['msg']}", at=at) from None
         if key == "alpha" and spec.low < 0:
-            raise _spec_error("space_range", "space.alpha: low must be >= 0")
+            raise _spec_error("space_range", "space.alpha: low must be >= 0", at=(key, "low"))
         if key == "l1_ratio" and not (spec.low >= 0 and spec.high <= 1):
-            raise _spec_error("space_range", "space.l1_ratio: the range must lie within [0, 1]")
+            raise _spec_error(
+                "space_range", "space.l1_ratio: the range must lie within [0, 1]", at=(key,)
+            )
         return spec
     if not isinstance(values, list) or not values:
         raise _spec_error(
-            "space_values", f"space.{key} must be a non-empty list (or a range object)"
+            "space_values", f"space.{key} must be a non-empty list (or a range object)", at=(key,)
         )
     if key == "penalty":
         kinds: list[str] = []
@@ -223,6 +246,7 @@ def _check_dimension(key: str, values: Any) -> list[float] | list[str] | RangeSp
                 raise _spec_error(
                     "space_penalty",
                     f"space.penalty[{i}]: {value!r} is not one of {', '.join(PENALTY_ALIASES)}",
+                    at=(key, i),
                 )
             if PENALTY_ALIASES[value] not in kinds:
                 kinds.append(PENALTY_ALIASES[value])
@@ -230,10 +254,14 @@ def _check_dimension(key: str, values: Any) -> list[float] | list[str] | RangeSp
     numbers: list[float] = []
     for i, value in enumerate(values):
         if not _number(value) or not math.isfinite(value):
-            raise _spec_error("space_values", f"space.{key}[{i}]: {value!r} is not a finite number")
+            raise _spec_error(
+                "space_values", f"space.{key}[{i}]: {value!r} is not a finite number", at=(key, i)
+            )
         if value < 0 or (key == "l1_ratio" and value > 1):
             bound = "in [0, 1]" if key == "l1_ratio" else ">= 0"
-            raise _spec_error("space_values", f"space.{key}[{i}]: {value!r} must be {bound}")
+            raise _spec_error(
+                "space_values", f"space.{key}[{i}]: {value!r} must be {bound}", at=(key, i)
+            )
         numbers.append(float(value))
     return numbers
 
@@ -267,6 +295,7 @@ class TuningSpec(_Spec):
                 "space_keys",
                 f"unknown search dimension(s) {', '.join(map(repr, unknown))}; "
                 f"allowed: {', '.join(SEARCHABLE)}",
+                at=(unknown[0],),
             )
         if not space:
             raise _spec_error(
@@ -282,6 +311,7 @@ class TuningSpec(_Spec):
                 "space_grid_range",
                 f"a grid search needs lists of values; space.{ranged[0]} is a range "
                 f"(ranges are for strategy 'random' or 'bayesian')",
+                at=("space", ranged[0]),
             )
         return self
 
@@ -313,7 +343,9 @@ class JobSpec(_Spec):
         duplicates = [name for name, count in Counter(features).items() if count > 1]
         if duplicates:
             raise _spec_error(
-                "features_duplicate", f"duplicate feature(s): {', '.join(map(repr, duplicates))}"
+                "features_duplicate",
+                f"duplicate feature(s): {', '.join(map(repr, duplicates))}",
+                at=(features.index(duplicates[0], features.index(duplicates[0]) + 1),),
             )
         return features
 
@@ -321,15 +353,27 @@ class JobSpec(_Spec):
     def _check_job(self) -> Self:
         if self.features is not None and self.target in self.features:
             raise _spec_error(
-                "target_in_features", f"the target {self.target!r} cannot also be a feature"
+                "target_in_features",
+                f"the target {self.target!r} cannot also be a feature",
+                at=("features", self.features.index(self.target)),
             )
         space = self.tuning.space if self.tuning is not None else {}
         searched_kinds = space.get("penalty")
+        if self.penalty.uses_lambda_form and searched_kinds is not None:
+            raise _spec_error(
+                "space_penalty_lambda",
+                f"the lambda form fixes the penalty type (lambda1={self.penalty.lambda1}, "
+                f"lambda2={self.penalty.lambda2} describe '{self.penalty.type}'), so "
+                f"tuning.space cannot also compare penalty types; give the penalty in "
+                f"scikit-learn form (alpha, l1_ratio: each compared estimator's own) instead",
+                at=("tuning", "space", "penalty"),
+            )
         if self.penalty.type is None and searched_kinds is None:
             raise _spec_error(
                 "penalty_type_required",
                 "penalty.type is required (l1, l2 or elasticnet; or give lambda1/lambda2) "
                 "unless tuning.space searches 'penalty'",
+                at=("penalty", "type"),
             )
         if "l1_ratio" in space:
             kinds = searched_kinds if isinstance(searched_kinds, list) else [self.penalty.type]
@@ -338,5 +382,6 @@ class JobSpec(_Spec):
                     "space_l1_ratio",
                     "tuning.space.l1_ratio applies only to 'elasticnet', which this job "
                     "neither uses nor searches",
+                    at=("tuning", "space", "l1_ratio"),
                 )
         return self
