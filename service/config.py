@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     # A worker (local or Celery) keeps the last dataset it read in memory, up to this size,
     # for the next job on the same dataset; 0 turns the cache off.
     dataset_cache_bytes: int = Field(default=512 * 1024**2, ge=0)
+    # A worker keeps the memory of freed arrays up to this size for its next job instead of
+    # returning it to the system and faulting it in again (glibc); 0: the C library's default.
+    worker_reuse_memory_bytes: int = Field(default=256 * 1024**2, ge=0)
     broker_url: str = "redis://127.0.0.1:6379/0"
     worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     # Celery: the queue `regfit worker` consumes and the API sends `run_job` to. A job whose

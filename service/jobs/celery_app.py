@@ -238,8 +238,9 @@ def worker_nodename() -> str:
 
 def run_worker(settings: Settings, concurrency: int | None = None) -> int:
     """Runs a Celery worker (prefork pool) on ``settings.celery_queue`` until stopped."""
-    from service.jobs import runner  # noqa: F401  pool processes fork with scikit-learn loaded
+    from service.jobs import runner  # pool processes fork with scikit-learn loaded
 
+    runner.reuse_freed_memory(settings.worker_reuse_memory_bytes)  # inherited by the pool
     app = create_celery(settings)
     argv = [
         "worker",

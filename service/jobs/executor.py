@@ -83,6 +83,7 @@ def worker_main(conn: Connection, settings_json: str) -> None:
     from service.ml.tuning import threadpool_controller  # found by the fork server already
 
     settings = Settings.model_validate_json(settings_json)
+    runner.reuse_freed_memory(settings.worker_reuse_memory_bytes)
     # At most one BLAS thread per core across the workers: OpenBLAS threads spin while they
     # wait, and two workers of two threads each on two cores made a 240000×20 Gram matrix
     # 20× slower than one thread did (benchmarks/README.md, "Fit overhead").

@@ -9,6 +9,8 @@ unique), so a cancelled, re-queued or redelivered attempt can never write a seco
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import logging
 import time
 import traceback
@@ -32,6 +34,9 @@ log = logging.getLogger("regfit.runner")
 
 PROGRESS_INTERVAL_SECONDS = 0.3
 STOP_CHECK_INTERVAL_SECONDS = 0.5
+# glibc's mallopt parameters.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
 
 
 class JobStopped(Exception):
@@ -78,6 +83,27 @@ def _stop_checker(db: Database, job_id: str, attempt: int) -> Callable[[], bool]
         return stopped
 
     return should_stop
+
+
+def reuse_freed_memory(keep_bytes: int) -> None:
+    """Let this worker process reuse the memory of freed arrays up to ``keep_bytes`` each.
+
+    By default glibc hands a freed array of more than ~32 MB (and a thread's freed heap)
+    back to the system, so the next job touches fresh pages again: at 10000×300 a tuning job
+    took 2000-9000 page faults, about 30 ms of its 140 ms here, against ~10 once the memory
+    stays. Arrays above ``keep_bytes`` are still returned when freed, and so is free memory
+    at the heap's top beyond twice it. 0 keeps the C library's defaults; elsewhere than
+    glibc this does nothing.
+    """
+    if keep_bytes <= 0:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6")
+        threshold = min(keep_bytes, 2**30)
+        if not libc.mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(threshold)):
+            threshold = min(threshold, 32 * 1024**2)  # the most some glibc versions accept
+            libc.mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(threshold))
+        libc.mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(2 * threshold))
 
 
 # The last dataset this process read: (path, sha256) → its columns, read-only. Workers live

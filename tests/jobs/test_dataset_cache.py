@@ -1,7 +1,10 @@
-"""A worker keeps the last dataset it read for the next job on the same file."""
+"""A worker keeps the last dataset it read for the next job on the same file, and the memory
+of the arrays it freed for the next job's."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,3 +65,29 @@ def test_a_dataset_larger_than_the_limit_is_not_kept(tmp_path: Path) -> None:
     again = runner._dataset_columns(path, "sha-a", max_bytes=0)
     assert again is not first
     np.testing.assert_array_equal(again["x"], first["x"])
+
+
+def _page_faults_of_large_arrays(keep_bytes: int) -> int:
+    script = f"""
+import resource, numpy as np
+from service.jobs import runner
+runner.reuse_freed_memory({keep_bytes})
+np.ones(8 * 1024**2)  # 64 MiB, once, so that both runs start alike
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(5):
+    np.ones(8 * 1024**2)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    return int(out)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="mallopt is glibc's")
+def test_a_worker_reuses_the_memory_of_freed_arrays() -> None:
+    # glibc returns a freed 64 MiB array to the system, so the next one faults its pages in
+    # again (thousands of faults for five, even with numpy's huge-page advice); a worker
+    # keeps the memory for the next job's arrays instead.
+    assert _page_faults_of_large_arrays(0) > 1_000
+    assert _page_faults_of_large_arrays(256 * 1024**2) < 100
