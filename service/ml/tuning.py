@@ -59,11 +59,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
+import scipy.stats
 from scipy.stats import rankdata
 from sklearn import config_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import enet_path
-from sklearn.model_selection import KFold
+from sklearn.model_selection import KFold, ParameterSampler
 from threadpoolctl import ThreadpoolController
 
 from service.errors import FitError, RegfitError
@@ -206,41 +207,55 @@ def count_candidates(tuning: TuningSpec, penalty: PenaltySpec) -> int:
     return size if tuning.strategy == "grid" else min(size, tuning.n_trials)
 
 
-def _draw(rng: np.random.Generator, space: list[float] | RangeSpec) -> float:
+def _distribution(space: list[float] | RangeSpec) -> Any:
+    """A search dimension as ``RandomizedSearchCV`` takes it: a list, or a scipy distribution."""
     if isinstance(space, RangeSpec):
         if space.log:
-            return float(np.exp(rng.uniform(np.log(space.low), np.log(space.high))))
-        return float(rng.uniform(space.low, space.high))
-    return float(space[int(rng.integers(len(space)))])
+            return scipy.stats.loguniform(space.low, space.high)
+        return scipy.stats.uniform(loc=space.low, scale=space.high - space.low)
+    return list(space)
 
 
 def random_candidates(
     tuning: TuningSpec, penalty: PenaltySpec, n_train: int = 1
 ) -> list[Candidate]:
-    """``n_trials`` candidates drawn with ``numpy.random.default_rng(tuning.random_state)``.
+    """The ``n_trials`` candidates ``RandomizedSearchCV`` draws for the same space and seed.
 
-    A finite space is sampled without replacement (every candidate when ``n_trials`` is
-    at least its size), as ``RandomizedSearchCV`` does; otherwise each trial draws the
-    penalty, then ``alpha`` and (ElasticNet only) ``l1_ratio``, uniformly or log-uniformly.
+    That is ``ParameterSampler(distributions, n_iter=n_trials, random_state=random_state)``
+    with each searched dimension as a list or, for a range, ``scipy.stats.uniform(low,
+    high − low)`` or ``loguniform(low, high)``: ``{"est__alpha": …, "est__l1_ratio": …}``
+    for one estimator, and with ``penalty`` searched one dict per estimator, ``[{"est":
+    [Lasso()], "est__alpha": …}, {"est": [ElasticNet()], "est__alpha": …, "est__l1_ratio":
+    …}, …]``, in the order given. So a space of lists only is sampled without replacement
+    (all of it, in a shuffled order, when ``n_trials`` is at least its size), and otherwise
+    each trial draws the estimator, then its parameters, in sorted key order.
     """
-    rng = np.random.default_rng(tuning.random_state)
-    if _is_finite_space(tuning):
-        grid = grid_candidates(tuning, penalty, n_train)
-        if tuning.n_trials >= len(grid):
-            return grid
-        return [grid[i] for i in rng.choice(len(grid), size=tuning.n_trials, replace=False)]
     base = _base(tuning, penalty, n_train)
+    searched_penalty = "penalty" in tuning.space
+    distributions: list[dict[str, Any]] = []
+    for kind in base.kinds:
+        dist: dict[str, Any] = {"est": [kind]} if searched_penalty else {}
+        if "alpha" in tuning.space:
+            dist["est__alpha"] = _distribution(tuning.space["alpha"])  # type: ignore[arg-type]
+        if kind == "elasticnet" and "l1_ratio" in tuning.space:
+            dist["est__l1_ratio"] = _distribution(tuning.space["l1_ratio"])  # type: ignore[arg-type]
+        distributions.append(dist)
+    sampler = ParameterSampler(
+        distributions if searched_penalty else distributions[0],
+        n_iter=tuning.n_trials,
+        random_state=tuning.random_state,
+    )
     out: list[Candidate] = []
-    for _ in range(tuning.n_trials):
-        kind = (
-            base.kinds[int(rng.integers(len(base.kinds)))] if len(base.kinds) > 1 else base.kinds[0]
-        )
-        alpha_space = tuning.space.get("alpha", [base.alpha])
-        alpha = _draw(rng, alpha_space)  # type: ignore[arg-type]
-        ratio = None
-        if kind == "elasticnet":
-            ratio = _draw(rng, tuning.space.get("l1_ratio", [base.l1_ratio]))  # type: ignore[arg-type]
-        out.append(Candidate(kind, alpha, ratio))
+    with warnings.catch_warnings():
+        # "The total space of parameters is smaller than n_iter": the whole space is drawn.
+        warnings.simplefilter("ignore", UserWarning)
+        for params in sampler:
+            kind = params.get("est", base.kinds[0])
+            alpha = float(params.get("est__alpha", base.alpha))
+            ratio = None
+            if kind == "elasticnet":
+                ratio = float(params.get("est__l1_ratio", base.l1_ratio))
+            out.append(Candidate(kind, alpha, ratio))
     return out
 
 

@@ -11,12 +11,19 @@ from typing import Any
 
 import numpy as np
 import pytest
+from scipy.stats import loguniform, uniform
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import make_regression
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import ElasticNet, Lasso, Ridge
-from sklearn.model_selection import GridSearchCV, KFold, cross_val_score, train_test_split
+from sklearn.model_selection import (
+    GridSearchCV,
+    KFold,
+    RandomizedSearchCV,
+    cross_val_score,
+    train_test_split,
+)
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -386,6 +393,92 @@ def test_random_search_is_deterministic_and_seeded() -> None:
         )
         reference = cross_val_score(reference_pipeline(columns, estimator), X, y, cv=KFold(5))
         np.testing.assert_allclose(c["fold_scores"], reference, atol=1e-4)
+
+
+RANDOM_SPACES = [
+    pytest.param(
+        {"type": "l1"},
+        {"alpha": {"low": 1e-3, "high": 10.0, "log": True}},
+        Lasso(),
+        {"est__alpha": loguniform(1e-3, 10.0)},
+        id="lasso-log-range",
+    ),
+    pytest.param(
+        {"type": "elasticnet"},
+        {"alpha": [0.01, 0.1, 1.0], "l1_ratio": {"low": 0.1, "high": 0.9}},
+        ElasticNet(),
+        # A range is uniform(low, high − low), with high − low as floats compute it.
+        {"est__alpha": [0.01, 0.1, 1.0], "est__l1_ratio": uniform(0.1, 0.9 - 0.1)},
+        id="elasticnet-list-and-range",
+    ),
+    pytest.param(
+        {"type": "l2"},
+        {"alpha": [0.001, 0.01, 0.1, 1, 10, 100, 1000]},
+        Ridge(),
+        {"est__alpha": [0.001, 0.01, 0.1, 1, 10, 100, 1000]},
+        id="ridge-list-without-replacement",
+    ),
+    pytest.param(
+        {},
+        {
+            "penalty": ["l1", "elasticnet", "l2"],
+            "alpha": {"low": 1e-3, "high": 30.0, "log": True},
+            "l1_ratio": {"low": 0.2, "high": 0.8},
+        },
+        None,
+        [
+            {"est": [Lasso()], "est__alpha": loguniform(1e-3, 30.0)},
+            {
+                "est": [ElasticNet()],
+                "est__alpha": loguniform(1e-3, 30.0),
+                "est__l1_ratio": uniform(0.2, 0.8 - 0.2),
+            },
+            {"est": [Ridge()], "est__alpha": loguniform(1e-3, 30.0)},
+        ],
+        id="penalty-comparison",
+    ),
+]
+
+
+@pytest.mark.parametrize(("penalty", "space", "estimator", "distributions"), RANDOM_SPACES)
+def test_random_search_equals_randomized_search_cv(
+    penalty: dict[str, Any], space: dict[str, Any], estimator: Any, distributions: Any
+) -> None:
+    # The same seed draws the same candidates, in the same order, with the same scores.
+    columns = regression(n=150, p=8, noise=5.0, seed=5)
+    tuning = {"strategy": "random", "space": space, "n_trials": 5, "random_state": 11}
+    spec = job(columns, penalty, tuning)
+    summary = fit_job(columns, spec, training_sha256="x").summary
+    X, y = reference_inputs(columns, spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search = RandomizedSearchCV(
+            reference_pipeline(columns, estimator or Lasso()),
+            distributions,
+            n_iter=5,
+            random_state=11,
+            cv=KFold(5),
+        ).fit(X, y)
+    drawn = []
+    for params in search.cv_results_["params"]:
+        est = params.get("est", estimator)
+        drawn.append(
+            {
+                "alpha": params.get("est__alpha", 1.0),
+                "l1_ratio": params.get("est__l1_ratio") if isinstance(est, ElasticNet) else None,
+                "kind": {Lasso: "l1", ElasticNet: "elasticnet", Ridge: "l2"}[type(est)],
+            }
+        )
+    ours = [
+        {
+            "alpha": c["params"].get("alpha", 1.0),
+            "l1_ratio": c["params"].get("l1_ratio"),
+            "kind": c["params"].get("penalty", penalty.get("type")),
+        }
+        for c in summary["tuning"]["candidates"]
+    ]
+    assert ours == drawn
+    assert_same_as(summary, search, rtol=1e-4, atol=1e-4)
 
 
 def test_random_search_on_a_small_grid_draws_without_replacement() -> None:
