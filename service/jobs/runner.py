@@ -17,7 +17,6 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 from sqlalchemy.exc import OperationalError
 
 from service import errors
@@ -27,6 +26,7 @@ from service.datasets import storage
 from service.db import Database
 from service.jobs import service as jobs
 from service.ml import fitting
+from service.ml.pipeline import Columns, ColumnTable
 from service.ml.spec import JobSpec
 from service.models import service as models
 
@@ -108,11 +108,15 @@ def reuse_freed_memory(keep_bytes: int) -> None:
 
 # The last dataset this process read: (path, sha256) → its columns, read-only. Workers live
 # across jobs, and a user tuning one dataset sends one job after another on it.
-_last_dataset: tuple[tuple[str, str], dict[str, np.ndarray]] | None = None
+_last_dataset: tuple[tuple[str, str], ColumnTable] | None = None
 
 
-def _dataset_columns(path: Path, sha256: str, max_bytes: int) -> dict[str, np.ndarray]:
-    """The dataset's columns, from this process's cache when the last job read the same file."""
+def _dataset_columns(path: Path, sha256: str, max_bytes: int) -> Columns:
+    """The dataset's columns, from this process's cache when the last job read the same file.
+
+    A cached dataset is a :class:`ColumnTable`: what jobs derive from its columns (their
+    checks, the row-major matrix of the numeric ones) is kept too, within ``max_bytes``.
+    """
     global _last_dataset
     key = (str(path), sha256)
     if _last_dataset is not None and _last_dataset[0] == key:
@@ -123,9 +127,11 @@ def _dataset_columns(path: Path, sha256: str, max_bytes: int) -> dict[str, np.nd
     for values in columns.values():
         values.flags.writeable = False  # shared by later jobs: nobody may change them
         size += values.nbytes if values.dtype != object else 64 * len(values)
-    if size <= max_bytes:
-        _last_dataset = (key, columns)
-    return columns
+    if size > max_bytes:
+        return columns
+    table = ColumnTable(columns, matrix_bytes=max_bytes - size)
+    _last_dataset = (key, table)
+    return table
 
 
 def execute(job_id: str, attempt: int, *, db: Database, settings: Settings) -> str:

@@ -25,8 +25,10 @@ problem with the data is a :class:`~service.errors.FitError` naming the column.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -88,6 +90,64 @@ def _quoted(names: Sequence[str]) -> str:
     return ", ".join(repr(name) for name in names)
 
 
+class ColumnTable(Mapping[str, np.ndarray]):
+    """A dataset's columns that a worker keeps between jobs, and what jobs derive from them.
+
+    Jobs on one dataset check the same columns and gather rows of the same numeric columns:
+    the checks are remembered per column, and the numeric columns a job uses are laid side
+    by side once (row-major), so that a later job takes its rows as whole rows (10000×300:
+    a job's checks and its training and test rows in 4.5 ms instead of 15). The matrix is
+    kept for the last column set asked for, and only while it fits in ``matrix_bytes``.
+    Thread-safe.
+    """
+
+    def __init__(self, columns: Mapping[str, np.ndarray], *, matrix_bytes: int) -> None:
+        self._columns = dict(columns)
+        self._matrix_bytes = matrix_bytes
+        self._facts: dict[tuple[str, str], Any] = {}
+        self._matrix: tuple[tuple[str, ...], np.ndarray] | None = None
+        self._lock = threading.Lock()
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._columns[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns)
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+    def fact(self, kind: str, name: str, compute: Callable[[], Any]) -> Any:
+        """``compute()``, remembered as the ``kind`` of column ``name``."""
+        key = (kind, name)
+        with self._lock:
+            if key not in self._facts:
+                self._facts[key] = compute()
+            return self._facts[key]
+
+    def row_matrix(self, names: tuple[str, ...]) -> np.ndarray | None:
+        """The columns ``names`` side by side (float64, C-ordered, read-only), or None when
+        it would not fit in ``matrix_bytes``."""
+        n_rows = len(self._columns[names[0]]) if names else 0
+        if 8 * n_rows * len(names) > self._matrix_bytes:
+            return None
+        with self._lock:
+            if self._matrix is None or self._matrix[0] != names:
+                self._matrix = None  # let the previous one go first
+                matrix = np.empty((n_rows, len(names)), dtype=np.float64)
+                for j, name in enumerate(names):
+                    matrix[:, j] = self._columns[name]
+                matrix.flags.writeable = False
+                self._matrix = (names, matrix)
+            return self._matrix[1]
+
+
+def _column_fact(columns: Columns, kind: str, name: str, compute: Callable[[], Any]) -> Any:
+    if isinstance(columns, ColumnTable):
+        return columns.fact(kind, name, compute)
+    return compute()
+
+
 def n_rows_of(columns: Columns) -> int:
     """Return the common length of the columns.
 
@@ -139,13 +199,11 @@ def select_features(
         if _is_numeric(values):
             numeric.append(name)
             dtypes[name] = values.dtype.name
-            as_float = values.astype(np.float64, copy=False)
-            if bool(np.isfinite(as_float).all()):
-                continue  # the common case, in one pass
-            n_infinite = int(np.isinf(as_float).sum())
+            n_infinite, n_missing = _column_fact(
+                columns, "nonfinite", name, partial(_nonfinite_counts, values)
+            )
             if n_infinite:
                 problems.append(f"column {name!r} has {n_infinite} infinite value(s)")
-            n_missing = int(np.isnan(as_float).sum())
             if n_missing:
                 with_missing.append(name)
             if n_missing and prep.impute == "none":
@@ -159,7 +217,7 @@ def select_features(
                 continue
             categorical.append(name)
             dtypes[name] = "string"
-            odd = {type(v).__name__ for v in values.tolist() if not _is_text_value(v)}
+            odd = _column_fact(columns, "non-text", name, partial(_non_text_types, values))
             if odd:
                 problems.append(
                     f"column {name!r} mixes text with non-text values ({', '.join(sorted(odd))})"
@@ -186,6 +244,19 @@ def select_features(
         dtypes=dtypes,
         with_missing=tuple(with_missing),
     )
+
+
+def _non_text_types(values: np.ndarray) -> set[str]:
+    """The types of the values of a text column that are neither text nor missing."""
+    return {type(v).__name__ for v in values.tolist() if not _is_text_value(v)}
+
+
+def _nonfinite_counts(values: np.ndarray) -> tuple[int, int]:
+    """``(n_infinite, n_missing)`` of a numeric column."""
+    as_float = values.astype(np.float64, copy=False)
+    if bool(np.isfinite(as_float).all()):
+        return 0, 0  # the common case, in one pass
+    return int(np.isinf(as_float).sum()), int(np.isnan(as_float).sum())
 
 
 def target_values(columns: Columns, target: str) -> np.ndarray:
@@ -234,6 +305,10 @@ def _numeric_blocks(
     last bits, and their parameters must equal scikit-learn's on ``X[rows]`` exactly. (A
     Fortran-ordered block gathers 2.5× faster but shifts those sums by an ulp.)
     """
+    if names and isinstance(columns, ColumnTable):
+        matrix = columns.row_matrix(tuple(names))
+        if matrix is not None:
+            return [np.take(matrix, rows, axis=0) for rows in row_sets]  # new arrays
     outs = [np.empty((len(rows), len(names)), dtype=np.float64) for rows in row_sets]
     if not names:
         return outs

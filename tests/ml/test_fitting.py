@@ -17,6 +17,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from service.errors import FitError
 from service.ml.fitting import FitCancelled, fit_job, split_rows
+from service.ml.pipeline import ColumnTable
 from service.ml.spec import JobSpec, SplitSpec
 from service.models.portable import compile_model, parse_rows, predict
 
@@ -186,6 +187,20 @@ def test_the_refit_equals_the_pipeline_to_the_bit(
     assert numeric["impute_values"] == reference[0].statistics_.tolist()
     assert numeric["means"] == reference[1].mean_.tolist()
     assert numeric["scales"] == reference[1].scale_.tolist()
+
+
+@pytest.mark.parametrize("tuning", [None, {"space": {"alpha": [0.01, 0.1, 1.0]}}])
+def test_a_kept_dataset_fits_the_same_model(tuning: dict[str, Any] | None) -> None:
+    # A worker's cached dataset (a ColumnTable, twice: the second job reuses its matrix).
+    columns = dataset(n=300, seed=7)
+    spec = spec_of({"type": "l1", "alpha": 0.1}, tuning=tuning)
+    reference = fit_job(columns, spec, training_sha256="0" * 64)
+    table = ColumnTable(columns, matrix_bytes=1 << 20)
+    for _ in range(2):
+        outcome = fit_job(table, spec, training_sha256="0" * 64)
+        assert outcome.portable == reference.portable
+        for key in ("coefficients", "intercept", "metrics", "path"):
+            assert outcome.summary[key] == reference.summary[key]
 
 
 def test_original_units_reproduce_the_predictions() -> None:

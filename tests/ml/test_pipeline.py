@@ -14,6 +14,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from service.errors import FitError
 from service.ml.pipeline import (
     Columns,
+    ColumnTable,
     build_design,
     select_features,
     target_values,
@@ -217,3 +218,45 @@ def test_columns_of_unequal_length_are_rejected() -> None:
             features=None,
             prep=PreprocessingSpec(),
         )
+
+
+def test_a_kept_dataset_gives_the_same_designs_and_remembers_its_checks() -> None:
+    # A worker's cached dataset (ColumnTable) gathers rows from a row-major matrix of its
+    # numeric columns and remembers each column's checks; every result equals the one built
+    # from the plain columns, to the bit.
+    columns = mixed_columns(n=300, seed=4)
+    prep = PreprocessingSpec()
+    table = ColumnTable(columns, matrix_bytes=1 << 20)
+    rows = np.random.default_rng(0).permutation(300)[:200]
+    for source in (columns, table, table):
+        layout = select_features(source, target="y", features=None, prep=prep)
+        assert layout == select_features(columns, target="y", features=None, prep=prep)
+        design, X = build_design(source, layout, prep, rows=rows)
+        reference_design, reference = build_design(columns, layout, prep, rows=rows)
+        np.testing.assert_array_equal(X, reference)
+        assert design.numeric_parameters() == reference_design.numeric_parameters()
+    matrix = table.row_matrix(layout.numeric)
+    assert matrix is not None and not matrix.flags.writeable
+    assert matrix.dtype == np.float64  # the integer column "count" too
+    # The blocks handed out are new arrays the caller may change.
+    block = design.numeric_blocks(table, [rows])[0]
+    block[:] = 0.0
+    np.testing.assert_array_equal(
+        matrix[rows[0]], reference_design.numeric_blocks(columns, [rows])[0][0]
+    )
+
+    calls: list[str] = []
+    assert table.fact("probe", "x0", lambda: calls.append("x0") or 1) == 1
+    assert table.fact("probe", "x0", lambda: calls.append("x0") or 2) == 1
+    assert calls == ["x0"]
+
+
+def test_a_kept_dataset_over_its_matrix_budget_gathers_as_before() -> None:
+    columns = mixed_columns(n=300, seed=4)
+    table = ColumnTable(columns, matrix_bytes=8 * 300 * 3 - 1)  # three numeric columns
+    assert table.row_matrix(("x0", "x1", "count")) is None
+    assert table.row_matrix(("x0", "x1")) is not None
+    layout = select_features(table, target="y", features=None, prep=PreprocessingSpec())
+    _, X = build_design(table, layout, PreprocessingSpec())
+    _, reference = build_design(columns, layout, PreprocessingSpec())
+    np.testing.assert_array_equal(X, reference)
