@@ -27,7 +27,8 @@ class Settings(BaseSettings):
     # A local worker process is replaced by a fresh one after this many jobs.
     worker_max_jobs: int = Field(default=100, ge=1)
     # A worker (local or Celery) keeps the last dataset it read in memory, up to this size,
-    # for the next job on the same dataset; 0 turns the cache off.
+    # for the next job on the same dataset (its columns, and the row-major matrix of the
+    # numeric ones when that fits too); 0 turns the cache off.
     dataset_cache_bytes: int = Field(default=512 * 1024**2, ge=0)
     # A worker keeps the memory of freed arrays up to this size for its next job instead of
     # returning it to the system and faulting it in again (glibc); 0: the C library's default.
