@@ -402,9 +402,12 @@ def _regularization_path(
         alphas = tuned.path_alphas
     else:
         alphas = tuning.default_path_alphas(X_train, y_train, penalty)
-    coefs, converged = tuning.coefficient_path(
-        X_train, y_train, penalty, alphas, problem=None if tuned is None else tuned.path_problem
-    )
+    if tuned is not None and tuned.path_coefficients is not None:
+        coefs, converged = tuned.path_coefficients  # the search solved it on an idle thread
+    else:
+        coefs, converged = tuning.coefficient_path(
+            X_train, y_train, penalty, alphas, problem=None if tuned is None else tuned.path_problem
+        )
     names = design.feature_names_out_
     return {
         "penalty": penalty.kind,

@@ -50,6 +50,7 @@ import heapq
 import itertools
 import math
 import os
+import sys
 import threading
 import time
 import warnings
@@ -844,6 +845,11 @@ class TuningOutcome:
     fits_done, fits_total : int
         Candidate × fold fits run and planned.
     warnings : list of str
+    path_problem : PenalizedLeastSquares or None
+        The whole training split's problem, when the search had it (the moments).
+    path_coefficients : (ndarray, bool) or None
+        The selected chain's path on the whole training split (a column per alpha of
+        ``path_alphas``) and whether it met ``tol``, when the search computed it already.
     """
 
     penalty: Penalty
@@ -857,6 +863,7 @@ class TuningOutcome:
     fits_total: int
     warnings: list[str]
     path_problem: PenalizedLeastSquares | None = None
+    path_coefficients: tuple[np.ndarray, bool] | None = None
 
 
 def _base_kinds(tuning: TuningSpec, kind: str) -> list[str]:
@@ -896,6 +903,9 @@ class _Search:
         )
         self.columns, self.layout, self.prep, self.y = columns, layout, prep, y
         self.tuning, self.penalty = tuning, penalty
+        # The chain, alphas, problem and solutions of a path on the whole training split.
+        self.full_path: tuple[_Segment, PenalizedLeastSquares, np.ndarray, np.ndarray] | None
+        self.full_path = None
         n_folds = tuning.cv.folds
         kfold = KFold(n_folds, shuffle=tuning.cv.shuffle, random_state=tuning.cv.random_state)
         try:
@@ -1084,7 +1094,33 @@ class _Search:
             ]
             return tasks
 
-        self.scheduler.run(self.build_task(k, after_build) for k in range(len(self.splits)))
+        tasks = [self.build_task(k, after_build) for k in range(len(self.splits))]
+        if self.moments is not None and len(paths) == 1 and not singletons:
+            kind, ratio, alphas, members, _ = paths[0]
+            tasks.append(self.full_path_task(_Segment(kind, ratio, alphas, members)))
+        self.scheduler.run(tasks)
+
+    def full_path_task(self, segment: _Segment) -> _Task:
+        """The path of a search's only chain on the whole training split: the model's
+        regularization path, computed by a thread the folds leave idle (it runs last)."""
+
+        def run() -> tuple[PenalizedLeastSquares, np.ndarray, np.ndarray] | None:
+            if self.scheduler.stop.is_set() or self.moments is None:
+                return None
+            problem = self.moments.fold(None).problem
+            coefs, gaps = solve_chain(
+                problem, self.penalty, segment.kind, segment.l1_ratio, segment.alphas, None
+            )
+            return problem, coefs, gaps
+
+        def done(
+            result: tuple[PenalizedLeastSquares, np.ndarray, np.ndarray] | None,
+        ) -> list[_Task]:
+            if result is not None:
+                self.full_path = (segment, *result)
+            return []
+
+        return _Task((sys.maxsize,), run, done)
 
     # -- bayesian: one candidate at a time, folds in parallel --------------------------------
 
@@ -1428,8 +1464,20 @@ def _outcome(
         # A Bayesian search may find fewer distinct candidates than planned.
         fits_total=(planned if stopped else len(candidates)) * n_folds,
         warnings=warnings_out,
-        path_problem=None if search_.moments is None else search_.moments.fold(None).problem,
+        **_path_of(search_, chosen_candidate, path_alphas),
     )
+
+
+def _path_of(search_: _Search, chosen: Candidate, alphas: list[float]) -> dict[str, Any]:
+    """The outcome's ``path_problem`` and, when the search solved it, ``path_coefficients``."""
+    if search_.full_path is not None:
+        segment, problem, coefs, gaps = search_.full_path
+        if (segment.kind, segment.l1_ratio) == chosen.chain and segment.alphas == alphas:
+            converged = bool(np.all(gaps <= search_.penalty.tol))
+            return {"path_problem": problem, "path_coefficients": (coefs, converged)}
+    if search_.moments is None:
+        return {"path_problem": None}
+    return {"path_problem": search_.moments.fold(None).problem}
 
 
 # --------------------------------------------------------------------------------------------

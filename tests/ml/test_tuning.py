@@ -27,7 +27,7 @@ from sklearn.model_selection import (
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from service.ml.fitting import FitCancelled, fit_job
+from service.ml.fitting import FitCancelled, fit_job, split_rows
 from service.ml.penalties import Penalty
 from service.ml.pipeline import DesignTransformer, select_features
 from service.ml.spec import JobSpec, PenaltySpec, PreprocessingSpec, TuningSpec
@@ -36,6 +36,7 @@ from service.ml.tuning import (
     TrainingMoments,
     coefficient_path,
     count_candidates,
+    search,
 )
 
 SCORERS = [
@@ -648,6 +649,45 @@ def test_tuned_path_is_the_cv_curve_of_the_chosen_penalty() -> None:
         assert path["n_nonzero"][j] == int(np.count_nonzero(fitted.coef_))
     chosen = path["alphas"].index(summary["penalty"]["alpha"])
     assert path["n_nonzero"][chosen] == summary["n_nonzero"]
+
+
+@pytest.mark.parametrize("kind", ["l1", "elasticnet", "l2"])
+def test_a_single_chain_search_solves_the_models_path_as_the_refit_would(kind: str) -> None:
+    # With one chain, a thread the folds leave idle solves the model's regularization path
+    # during the search; it must be the path the refit would compute afterwards, to the bit.
+    columns = regression(n=150, p=12, noise=15.0, seed=4)
+    alphas = [0.01, 0.1, 0.5, 1.0, 3.0, 10.0]
+    spaces = [{"alpha": alphas}, {"alpha": alphas, "penalty": ["l1", "l2"]}]
+    for space in spaces:
+        spec = job(columns, {"type": kind}, {"space": space})
+        assert spec.tuning is not None
+        layout = select_features(
+            columns, target="y", features=spec.features, prep=PreprocessingSpec()
+        )
+        y = np.asarray(columns["y"])
+        train, _ = split_rows(len(y), spec.split)
+        outcome = search(
+            columns,
+            layout,
+            spec.preprocessing,
+            y,
+            train,
+            spec.tuning,
+            spec.penalty,
+            progress=lambda *_: None,
+            should_stop=lambda: False,
+        )
+        assert outcome.path_problem is not None
+        if "penalty" in space:
+            assert outcome.path_coefficients is None  # several chains: after the search
+            continue
+        assert outcome.path_coefficients is not None
+        coefs, converged = outcome.path_coefficients
+        again, converged_again = coefficient_path(
+            np.empty((0, 0)), y, outcome.penalty, outcome.path_alphas, problem=outcome.path_problem
+        )
+        np.testing.assert_array_equal(coefs, again)
+        assert converged == converged_again
 
 
 @pytest.mark.parametrize(
