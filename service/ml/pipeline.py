@@ -382,6 +382,11 @@ class DesignTransformer:
         The validated feature columns.
     prep : PreprocessingSpec
         Imputation, scaling and categorical handling.
+    empty_columns : {"reject", "zero"}
+        A numeric column without any observed value in the fitted rows is an error
+        (nothing to impute it from), or, for a CV fold, a zero column: what scikit-learn's
+        ``SimpleImputer`` does by dropping it, since a zero column gets a zero coefficient
+        and adds nothing to a prediction.
 
     Attributes
     ----------
@@ -392,9 +397,16 @@ class DesignTransformer:
         The design matrix's column names.
     """
 
-    def __init__(self, layout: FeatureLayout, prep: PreprocessingSpec) -> None:
+    def __init__(
+        self,
+        layout: FeatureLayout,
+        prep: PreprocessingSpec,
+        *,
+        empty_columns: Literal["reject", "zero"] = "reject",
+    ) -> None:
         self.layout = layout
         self.prep = prep
+        self.empty_columns = empty_columns
 
     def fit_transform(
         self,
@@ -429,12 +441,14 @@ class DesignTransformer:
                     for name, all_nan in zip(layout.numeric, missing.all(axis=0), strict=True)
                     if all_nan
                 ]
-                if empty:
+                if empty and self.empty_columns == "reject":
                     raise FitError(
                         f"column(s) {_quoted(empty)} have no observed value in the training "
                         f"rows, so there is nothing to impute from"
                     )
-            self.imputer_ = SimpleImputer(strategy=prep.impute, copy=False).fit(numeric)
+            self.imputer_ = SimpleImputer(
+                strategy=prep.impute, copy=False, keep_empty_features=True
+            ).fit(numeric)
             # Without a missing value (and no column all-missing) imputing changes nothing.
             if missing is not None and missing.any():
                 numeric = self.imputer_.transform(numeric)

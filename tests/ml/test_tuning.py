@@ -219,6 +219,40 @@ def test_shuffled_folds_one_hot_and_imputation() -> None:
         assert summary["tuning"]["cv"] == cv
 
 
+@pytest.mark.parametrize(
+    ("kind", "estimator", "tol"), [("l2", Ridge(), 1e-8), ("l1", Lasso(), 1e-4)]
+)
+def test_a_column_missing_from_a_folds_training_rows_is_left_out_there(
+    kind: str, estimator: Any, tol: float
+) -> None:
+    # x2 is observed in the first five rows only: the first fold trains without any of them.
+    # The pipeline's SimpleImputer then drops x2 in that fold; the job gives it no weight.
+    rng = np.random.default_rng(21)
+    X = rng.normal(size=(100, 3))
+    y = X @ [1.5, -2.0, 0.5] + rng.normal(scale=0.5, size=100)
+    X[5:, 2] = np.nan
+    columns: dict[str, Any] = {"x0": X[:, 0], "x1": X[:, 1], "x2": X[:, 2], "y": y}
+    alphas = [0.01, 0.1, 1.0] if kind == "l1" else [0.1, 1.0, 10.0]
+    spec = JobSpec.model_validate(
+        {
+            "dataset_id": "d",
+            "target": "y",
+            "penalty": {"type": kind},
+            "split": {"test_size": 0},
+            "tuning": {"space": {"alpha": alphas}},
+        }
+    )
+    summary = fit_job(columns, spec, training_sha256="x").summary
+    pipeline = Pipeline(
+        [("prep", make_pipeline(SimpleImputer(), StandardScaler())), ("est", estimator)]
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Skipping features without any observed values")
+        search = GridSearchCV(pipeline, {"est__alpha": alphas}, cv=KFold(5)).fit(X, y)
+    assert_same_as(summary, search, rtol=tol, atol=tol)
+    assert summary["tuning"]["best_params"] == {"alpha": search.best_params_["est__alpha"]}
+
+
 def test_one_hot_without_missing_values_uses_the_moments_exactly() -> None:
     columns = mixed(n=400, missing=False)
     alphas = [0.01, 0.1, 1.0, 10.0, 100.0]
@@ -713,6 +747,27 @@ def test_untuned_path_surrounds_the_fitted_alpha(penalty: dict[str, Any]) -> Non
         assert path["n_nonzero"][0] == 0  # the largest alpha zeroes every coefficient
 
 
+def test_a_dense_lasso_grid_scores_as_converged_fits() -> None:
+    # With alphas close together a warm start is within a loose tolerance at once and the
+    # path lags behind (at tol/100: r2 off by 3e-4 at 1000 alphas, another best alpha).
+    X, y = make_regression(n_samples=200, n_features=10, n_informative=4, noise=5.0, random_state=5)
+    columns: dict[str, Any] = {f"x{j}": X[:, j] for j in range(10)} | {"y": y}
+    alphas = [float(a) for a in np.geomspace(10.0, 1e-3, 1000)]
+    spec = job(columns, {"type": "l1"}, {"space": {"alpha": alphas}})
+    summary = fit_job(columns, spec, training_sha256="x").summary
+    means = candidates_of(summary, "mean_score")
+    X_train, y_train = reference_inputs(columns, spec)
+    best = int(np.argmax(means))
+    for i in sorted({*range(0, 1000, 50), best}):
+        converged = cross_val_score(
+            reference_pipeline(columns, Lasso(alpha=alphas[i], tol=1e-12, max_iter=100_000)),
+            X_train,
+            y_train,
+            cv=KFold(5),
+        ).mean()
+        assert means[i] == pytest.approx(converged, abs=1e-7), alphas[i]
+
+
 def test_warm_started_path_meets_the_cold_fits() -> None:
     X, y = make_regression(n_samples=300, n_features=60, noise=5.0, random_state=1)
     X = StandardScaler().fit_transform(X)
@@ -786,3 +841,21 @@ def test_lambda_form_penalty_is_searched_in_sklearn_alpha() -> None:
     assert echo["type"] == "l2" and echo["alpha"] == alpha
     assert echo["given_as"] == "sklearn"
     assert echo["lambda2"] == pytest.approx(alpha / summary["n_train"])
+
+
+def test_undefined_cv_scores_are_reported() -> None:
+    # Ten folds of ten training rows: r2 is undefined on one validation row (GridSearchCV
+    # scores NaN too), while the MSE is defined.
+    columns = regression(n=10, p=3, noise=1.0, seed=3)
+    base = {"space": {"alpha": [0.1, 1.0]}, "cv": {"folds": 10}}
+    for scoring, undefined in [("r2", True), ("neg_mean_squared_error", False)]:
+        spec = job(columns, {"type": "l2"}, {**base, "scoring": scoring})
+        spec = spec.model_copy(update={"split": spec.split.model_copy(update={"test_size": 0})})
+        summary = fit_job(columns, spec, training_sha256="x").summary
+        means = [c["mean_score"] for c in summary["tuning"]["candidates"]]
+        notes = [w for w in summary["warnings"] if "no finite mean CV score" in w]
+        if undefined:
+            assert means == [None, None]
+            assert notes and "every candidate is affected" in notes[0]
+        else:
+            assert None not in means and not notes
