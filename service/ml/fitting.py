@@ -281,7 +281,7 @@ def fit_job(
             with ThreadPoolExecutor(
                 1, thread_name_prefix="regfit-prep", initializer=_behind_the_search
             ) as pool:
-                kinds = tuning.searched_kinds(spec.tuning, spec.penalty)
+                kinds = tuning.searched_kinds(spec.tuning, spec.penalty.type)
                 prepared = pool.submit(
                     _prepare, design, columns, train, test, (train_numeric, test_numeric), kinds
                 )

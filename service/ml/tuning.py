@@ -153,17 +153,17 @@ class _Base:
     max_iter: int | None
 
 
-def searched_kinds(tuning: TuningSpec, penalty: PenaltySpec) -> tuple[PenaltyKind, ...]:
-    """The estimator kinds a search compares: ``space["penalty"]``, else the job's type."""
+def searched_kinds(tuning: TuningSpec, kind: str | None) -> tuple[PenaltyKind, ...]:
+    """The estimator kinds a search compares: ``space["penalty"]``, else the job's ``kind``."""
     kinds_space = tuning.space.get("penalty")
-    names = kinds_space if isinstance(kinds_space, list) else [penalty.type]
+    names = kinds_space if isinstance(kinds_space, list) else [kind]
     # Canonical and de-duplicated by the spec; the job spec requires penalty.type when the
     # penalty is not searched.
     return tuple(PENALTY_ALIASES[str(name)] for name in names)
 
 
 def _base(tuning: TuningSpec, penalty: PenaltySpec, n_train: int = 1) -> _Base:
-    kinds = searched_kinds(tuning, penalty)
+    kinds = searched_kinds(tuning, penalty.type)
     alpha, l1_ratio = 1.0, 0.5
     if penalty.type is not None and (penalty.uses_lambda_form or penalty.alpha is not None):
         resolved = resolve_penalty(penalty, max(n_train, 1))
@@ -876,11 +876,6 @@ class TuningOutcome:
     path_coefficients: tuple[np.ndarray, bool] | None = None
 
 
-def _base_kinds(tuning: TuningSpec, kind: str) -> list[str]:
-    kinds = tuning.space.get("penalty")
-    return [str(k) for k in kinds] if isinstance(kinds, list) else [kind]
-
-
 def _n_threads(n_folds: int, n_jobs: int | None) -> int:
     cores = os.cpu_count() or 1
     return max(1, min(n_folds, n_jobs if n_jobs is not None else cores))
@@ -929,7 +924,7 @@ class _Search:
         self.moments: TrainingMoments | None = None
         blocks = [b for _, b in positions]
         smallest_fold = len(train) - max(len(b) for b in blocks)
-        ridge_positive = penalty.positive and "l2" in _base_kinds(tuning, penalty.kind)
+        ridge_positive = penalty.positive and "l2" in searched_kinds(tuning, penalty.kind)
         self.scores = CandidateScores(n_candidates, n_folds)
         self.progress, self.total = progress, n_candidates * n_folds
         self.message = f"cross-validating {n_candidates} candidates × {n_folds} folds"
