@@ -96,7 +96,7 @@ class Drill:
 
     def wait_workers(self) -> None:
         from service.config import Settings
-        from service.jobs.celery_app import create_celery
+        from service.worker.celery_app import create_celery
 
         app = create_celery(
             Settings(broker_url=self.broker, celery_queue=self.queue, _env_file=None)  # type: ignore[call-arg]

@@ -52,7 +52,7 @@ from sklearn.model_selection import GridSearchCV, KFold, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from service.jobs.executor import WORKER_NICENESS
+from service.worker.local import WORKER_NICENESS
 
 REPO = Path(__file__).resolve().parent.parent
 QUICK_SIZES = [(1000, 20), (5000, 100), (10000, 300)]

@@ -80,7 +80,7 @@ def server_options() -> dict[str, Any]:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     """Runs a Celery worker for ``REGFIT_EXECUTOR=celery``."""
-    from service.jobs.celery_app import run_worker
+    from service.worker.celery_app import run_worker
 
     return run_worker(settings, concurrency=args.concurrency)
 

@@ -20,10 +20,10 @@ from service.config import Settings, get_settings
 from service.datasets import routes as dataset_routes
 from service.datasets import storage as dataset_storage
 from service.db import Database
-from service.jobs import executor as job_executor
 from service.jobs import routes as job_routes
 from service.models import routes as model_routes
 from service.web import FastJSONResponse, problem_response
+from service.worker import executor as job_executor
 
 log = logging.getLogger("regfit")
 

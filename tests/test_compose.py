@@ -1,7 +1,7 @@
 """docker-compose.yml checked without Docker: commands, settings, volumes, ports, dependencies.
 
 What the containers run is exercised for real elsewhere: `regfit migrate`, `regfit worker`
-and `regfit serve` with the Celery executor on PostgreSQL and Redis (tests/jobs/test_celery.py).
+and `regfit serve` with the Celery executor on PostgreSQL and Redis (tests/worker/test_celery.py).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A message carries only a job id. The database decides who runs it: the task claims the job
 with a conditional UPDATE (queued, or running on a worker that is gone) and then runs the
-same :func:`service.jobs.runner.execute` as the local executor. Messages are acknowledged
+same :func:`service.worker.runner.execute` as the local executor. Messages are acknowledged
 late and re-queued when a worker process is lost, so delivery is at least once; the claim
 and the runner's attempt-conditional writes make every extra delivery harmless (a job
 that is finished, cancelled or healthily running elsewhere is acknowledged and ignored).
@@ -30,6 +30,7 @@ from service.config import Settings
 from service.db import Database
 from service.jobs import service as jobs
 from service.tables import Job
+from service.worker.process import pid_alive
 
 log = logging.getLogger("regfit.celery")
 
@@ -98,14 +99,13 @@ def process_database(settings: Settings) -> Database:
 
 def _worker_gone(job: Job) -> bool:
     """A job's worker process on this host has died (its heartbeat may still look fresh)."""
-    from service.jobs.executor import pid_alive
 
     return job.worker_host == jobs.HOSTNAME and not pid_alive(job.worker_pid)
 
 
 def run_delivery(job_id: str, *, settings: Settings) -> str:
     """Handles one delivery of ``run_job(job_id)``: claim the job, run it, keep its heartbeat."""
-    from service.jobs import runner
+    from service.worker import runner
 
     db = process_database(settings)
     with db.session() as session:
@@ -238,7 +238,7 @@ def worker_nodename() -> str:
 
 def run_worker(settings: Settings, concurrency: int | None = None) -> int:
     """Runs a Celery worker (prefork pool) on ``settings.celery_queue`` until stopped."""
-    from service.jobs import runner  # pool processes fork with scikit-learn loaded
+    from service.worker import runner  # pool processes fork with scikit-learn loaded
 
     runner.reuse_freed_memory(settings.worker_reuse_memory_bytes)  # inherited by the pool
     app = create_celery(settings)

@@ -31,12 +31,13 @@ import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from typing import Any, Protocol
+from typing import Any
 
 from service import errors
 from service.config import Settings
 from service.db import Database
 from service.jobs import service as jobs
+from service.worker.process import pid_alive
 
 log = logging.getLogger("regfit.executor")
 
@@ -48,16 +49,6 @@ TERMINATE_GRACE_SECONDS = 2.0
 WORKER_NICENESS = 10
 RECOVERY_INTERVAL_SECONDS = 5.0
 _PR_SET_PDEATHSIG = 1
-
-
-class Executor(Protocol):
-    name: str
-
-    def start(self) -> None: ...
-    def stop(self) -> None: ...
-    def is_running(self) -> bool: ...
-    def submit(self, job_id: str) -> None: ...
-    def cancel(self, job_id: str) -> None: ...
 
 
 def _die_with_parent() -> None:
@@ -79,8 +70,8 @@ def worker_main(conn: Connection, settings_json: str) -> None:
         os.nice(WORKER_NICENESS)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from service.jobs import runner  # imported by the fork server already
     from service.ml.tuning import threadpool_controller  # found by the fork server already
+    from service.worker import runner  # imported by the fork server already
 
     settings = Settings.model_validate_json(settings_json)
     runner.reuse_freed_memory(settings.worker_reuse_memory_bytes)
@@ -102,18 +93,6 @@ def worker_main(conn: Connection, settings_json: str) -> None:
             conn.send(job_id)
     finally:
         db.dispose()
-
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass
@@ -182,7 +161,7 @@ class LocalExecutor:
 
     def start(self) -> None:
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["service.jobs.worker_warmup"])
+        ctx.set_forkserver_preload(["service.worker.warmup"])
         self._context = ctx
         self._recover(at_start=True)
         self._thread = threading.Thread(target=self._loop, name="regfit-dispatcher", daemon=True)
@@ -443,12 +422,3 @@ def _problem(reason: str) -> dict[str, Any]:
     problem = errors.RegfitError(reason, status=504).problem()
     problem.update(title="Job time limit exceeded", type=errors.PROBLEM_TYPE_BASE + "time-limit")
     return problem
-
-
-def create_executor(settings: Settings, db: Database) -> Executor:
-    """The executor ``REGFIT_EXECUTOR`` names."""
-    if settings.executor == "celery":
-        from service.jobs.celery_executor import CeleryExecutor
-
-        return CeleryExecutor(settings, db)
-    return LocalExecutor(settings, db)

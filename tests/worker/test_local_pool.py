@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from support import wait_for_job
 
 from service.config import Settings
-from service.jobs.executor import LocalExecutor
+from service.worker.local import LocalExecutor
 
 
 def _executor(client: TestClient) -> LocalExecutor:

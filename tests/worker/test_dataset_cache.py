@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from service.jobs import runner
+from service.worker import runner
 
 
 @pytest.fixture(autouse=True)
@@ -70,7 +70,7 @@ def test_a_dataset_larger_than_the_limit_is_not_kept(tmp_path: Path) -> None:
 def _page_faults_of_large_arrays(keep_bytes: int) -> int:
     script = f"""
 import resource, numpy as np
-from service.jobs import runner
+from service.worker import runner
 runner.reuse_freed_memory({keep_bytes})
 np.ones(8 * 1024**2)  # 64 MiB, once, so that both runs start alike
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -32,10 +32,10 @@ from test_e2e import Server, free_port
 from service.config import Settings
 from service.db import Database
 from service.jobs import service as jobs
-from service.jobs.celery_app import RUN_JOB_TASK, create_celery
 from service.main import create_app
 from service.ml.spec import JobSpec
 from service.tables import Job, Model
+from service.worker.celery_app import RUN_JOB_TASK, create_celery
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]
 

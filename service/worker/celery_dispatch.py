@@ -27,7 +27,7 @@ from sqlalchemy.exc import OperationalError
 from service.config import Settings
 from service.db import Database
 from service.jobs import service as jobs
-from service.jobs.celery_app import RUN_JOB_TASK, create_celery
+from service.worker.celery_app import RUN_JOB_TASK, create_celery
 
 log = logging.getLogger("regfit.executor")
 
