@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -93,6 +97,27 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(err.problem(), headers=headers)
 
 
+async def sweep_partial_files_forever(settings: Settings) -> None:
+    """Every ``partial_sweep_interval_seconds``, delete partial upload files older than
+    ``partial_file_max_age_seconds``: a process killed mid-upload leaves its file behind,
+    and the next start-up may be far away."""
+    while True:
+        await asyncio.sleep(settings.partial_sweep_interval_seconds)
+        try:
+            removed = await to_thread.run_sync(
+                functools.partial(
+                    dataset_storage.sweep_partial_files,
+                    settings.data_dir,
+                    older_than_seconds=settings.partial_file_max_age_seconds,
+                )
+            )
+        except OSError as exc:  # a full or missing disk must not end the sweeping
+            log.warning("sweeping partial upload files failed: %s", exc)
+            continue
+        if removed:
+            log.info("swept %d partial upload file(s)", removed)
+
+
 class FormEncodedAsJSON:
     """Reads an ``application/x-www-form-urlencoded`` body as JSON.
 
@@ -125,7 +150,10 @@ def create_app(settings: Settings | None = None, *, start_executor: bool = True)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        dataset_storage.sweep_partial_files(settings.data_dir)
+        dataset_storage.sweep_partial_files(
+            settings.data_dir, older_than_seconds=settings.partial_file_max_age_seconds
+        )
+        sweeper = asyncio.create_task(sweep_partial_files_forever(settings))
         app.state.db = db
         app.state.executor = job_executor.create_executor(settings, db)
         if start_executor:
@@ -133,6 +161,9 @@ def create_app(settings: Settings | None = None, *, start_executor: bool = True)
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             app.state.executor.stop()
             db.dispose()
 
