@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service import auth, errors, migrate, observability
+from service.body_limit import BodyLimitMiddleware
 from service.config import Settings, get_settings
 from service.datasets import routes as dataset_routes
 from service.datasets import storage as dataset_storage
@@ -210,6 +211,8 @@ def create_app(settings: Settings | None = None, *, start_executor: bool = True)
     # The middleware added last runs first: every response, a 401 too, gets a request id,
     # is counted and is logged.
     app.add_middleware(FormEncodedAsJSON)
+    # Inside authentication: a caller without a key learns nothing about the limits.
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
     auth.install(app, settings)
     observability.install(app, settings)
     return app

@@ -134,9 +134,9 @@ async def predict(request: Request) -> Response:
     an all-numeric body, a check per cell (naming each bad one) for anything else.
     """
     model = await compiled_model(request, request.path_params["model_id"])
-    body = await request.body()
     content_type = request.headers.get("content-type", "application/json").lower()
     limit = request.app.state.settings.max_predict_rows
+    body = await _read_body(request, max_lines=limit + 1 if _is_csv(content_type) else None)
     if len(body) <= INLINE_PREDICT_BYTES:
         content = _predict(model, content_type, body, limit)
     else:
@@ -191,6 +191,37 @@ def delete_model(model_id: str, request: Request, session: WriteSession) -> Resp
     return Response(status_code=204)
 
 
+def _is_csv(content_type: str) -> bool:
+    return content_type.startswith("text/csv")
+
+
+async def _read_body(request: Request, *, max_lines: int | None) -> bytes:
+    """The request body (its size is bounded by the body-limit middleware); a CSV body is
+    refused as soon as it has more than ``max_lines`` lines, before the rest is read."""
+    if max_lines is None:
+        return await request.body()
+    chunks: list[bytes] = []
+    lines = 0
+    async for chunk in request.stream():
+        lines += chunk.count(b"\n")
+        if lines > max_lines:
+            raise errors.PayloadTooLarge(
+                f"the CSV body has more than {max_lines} lines (a header and "
+                f"{max_lines - 1} rows, the limit)",
+                limit_rows=max_lines - 1,
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _rows_at_least(body: bytes) -> int:
+    """A cheap lower bound of the rows of a ``{"rows": [[…], …]}`` body, without parsing it:
+    exact when the body holds no string but its key (every ``[`` is then a list's), else 0."""
+    if body.count(b'"') != 2:
+        return 0
+    return max(body.count(b"[") - 1, 0)
+
+
 def _parse_csv(text: str) -> tuple[list[str], list[list[str | None]]]:
     reader = csv.reader(io.StringIO(text))
     try:
@@ -206,7 +237,7 @@ def _parse_csv(text: str) -> tuple[list[str], list[list[str | None]]]:
 def _parse_request(
     model: portable.CompiledModel, content_type: str, body: bytes, limit: int
 ) -> Any:
-    if content_type.startswith("text/csv"):
+    if _is_csv(content_type):
         try:
             header, table = _parse_csv(body.decode("utf-8"))
         except UnicodeDecodeError as exc:
@@ -217,6 +248,8 @@ def _parse_request(
         raise errors.UnsupportedMediaType(
             f"content type {content_type!r} is not supported; send application/json or text/csv"
         )
+    if _rows_at_least(body) > limit:
+        _check_count(_rows_at_least(body), limit)
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
