@@ -66,7 +66,7 @@ def validation_problem(exc: RequestValidationError) -> dict[str, Any]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(errors.RegfitError)
     async def _domain(request: Request, exc: errors.RegfitError) -> Response:
-        return problem_response(exc.problem())
+        return problem_response(exc.problem(), headers=exc.headers())
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from service import errors
+from service.config import Settings
 from service.datasets import service as datasets
 from service.jobs import service as jobs
 from service.jobs.schemas import JobOut, JobStatus, job_body
@@ -70,20 +71,39 @@ def _check_split(spec: JobSpec, n_rows: int) -> None:
         raise errors.InvalidInput(detail, errors=[errors.field_error("/tuning/cv/folds", detail)])
 
 
-def planned_fits(spec: JobSpec, max_candidates: int) -> int:
-    """Fits the job will run (candidates × folds, plus the final fit), for progress."""
+def planned_fits(spec: JobSpec, settings: Settings) -> int:
+    """Fits the job will run (candidates × folds, plus the final fit), for progress; 422
+    naming the field when the search is over an operator's cap (candidates, trials, fits)."""
     if spec.tuning is None:
         return 1
     tuning = spec.tuning
-    candidates = count_candidates(tuning, spec.penalty)
-    if candidates > max_candidates:
+    if tuning.strategy != "grid" and tuning.n_trials > settings.max_trials:
+        message = f"{tuning.n_trials} trials; the limit is {settings.max_trials}"
         raise errors.InvalidInput(
-            f"the search has {candidates} candidates; the limit is {max_candidates}",
+            f"the search asks for {message}",
+            errors=[errors.field_error("/tuning/n_trials", message)],
+        )
+    candidates = count_candidates(tuning, spec.penalty)
+    if candidates > settings.max_candidates:
+        raise errors.InvalidInput(
+            f"the search has {candidates} candidates; the limit is {settings.max_candidates}",
             errors=[
-                errors.field_error("/tuning", f"{candidates} candidates > limit {max_candidates}")
+                errors.field_error(
+                    "/tuning", f"{candidates} candidates > limit {settings.max_candidates}"
+                )
             ],
         )
-    return candidates * tuning.cv.folds + 1
+    fits = candidates * tuning.cv.folds
+    if fits > settings.max_job_fits:
+        message = (
+            f"{candidates} candidates × {tuning.cv.folds} folds = {fits} fits; "
+            f"the limit is {settings.max_job_fits}"
+        )
+        raise errors.InvalidInput(
+            f"the search needs {message}",
+            errors=[errors.field_error("/tuning/cv/folds", message)],
+        )
+    return fits + 1
 
 
 @router.post("", status_code=202, response_model=JobOut)
@@ -100,9 +120,11 @@ def submit(
         ) from exc
     _check_columns(spec, dataset.columns)
     _check_split(spec, dataset.n_rows)
-    total = planned_fits(spec, settings.max_candidates)
+    total = planned_fits(spec, settings)
+    owner = request.scope.get("regfit.key") or jobs.OPEN_OWNER
+    jobs.check_active_jobs(session=session, owner=owner, limit=settings.max_active_jobs_per_key)
     executor = request.app.state.executor
-    job = jobs.create(session=session, spec=spec, executor=executor.name, total=total)
+    job = jobs.create(session=session, spec=spec, executor=executor.name, total=total, owner=owner)
     body = job_body(job)
     session.commit()  # the job row exists before any worker can look for it
     executor.submit(job.id)

@@ -39,6 +39,12 @@ PENALTY_ALIASES: dict[str, PenaltyKind] = {
 }
 SEARCHABLE = ("alpha", "l1_ratio", "penalty")
 
+# Solver bounds a fit can finish within: coordinate descent sweeps (scikit-learn's default
+# is 1000), and the tolerance, whose duality gap (relative to ‖y‖²) float64 sums cannot
+# bring much below 1e-14; 1e-300 would only run until max_iter.
+MAX_ITER = 1_000_000
+MIN_TOL = 1e-14
+
 # A finite, non-negative float; JSON integers are accepted, booleans and strings are not.
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1, strict=True)]
@@ -82,9 +88,20 @@ class PenaltySpec(_Spec):
     lambda1: NonNegative | None = None
     lambda2: NonNegative | None = None
     fit_intercept: bool = True
-    max_iter: Annotated[int, Field(ge=1, le=10**9, strict=True)] | None = None
+    max_iter: Annotated[int, Field(ge=1, le=MAX_ITER, strict=True)] | None = None
     tol: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)] = 1e-4
     positive: bool = False
+
+    @field_validator("tol")
+    @classmethod
+    def _check_tol(cls, value: float) -> float:
+        if value < MIN_TOL:
+            raise _spec_error(
+                "tol_too_small",
+                f"tol must be at least {MIN_TOL}: a smaller tolerance cannot be reached in "
+                "float64 and would only keep the solver running until max_iter",
+            )
+        return value
 
     @property
     def uses_lambda_form(self) -> bool:
