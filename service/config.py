@@ -59,9 +59,10 @@ class Settings(BaseSettings):
     partial_file_max_age_seconds: float = Field(default=3600.0, gt=0)
     partial_sweep_interval_seconds: float = Field(default=300.0, gt=0)
     max_candidates: int = Field(default=10_000, ge=1)
-    # Per-job work: candidate × fold fits of a search, and trials of a random/Bayesian one.
+    # Per-job work: candidate × fold fits of a search, and trials of a Bayesian one (each
+    # proposed from all before it, so they cost more as they accumulate).
     max_job_fits: int = Field(default=100_000, ge=1)
-    max_trials: int = Field(default=2_000, ge=1)
+    max_trials: int = Field(default=1_000, ge=1)
     # Queued + running jobs one API key may have (the open, keyless mode counts as one
     # caller); a submit beyond it gets 429 with Retry-After.
     max_active_jobs_per_key: int = Field(default=50, ge=1)

@@ -17,10 +17,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StrictFloat,
     StrictInt,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -157,11 +159,35 @@ class PenaltySpec(_Spec):
 
 
 class PreprocessingSpec(_Spec):
-    """How input columns become the design matrix (see :mod:`service.ml.pipeline`)."""
+    """How input columns become the design matrix (see :mod:`service.ml.pipeline`).
+
+    ``max_categories`` and ``min_frequency`` bound the one-hot columns of each text feature
+    exactly as scikit-learn's ``OneHotEncoder`` arguments of those names do: values rarer
+    than ``min_frequency`` (a count, or a fraction of the rows), and beyond the
+    ``max_categories - 1`` most frequent ones, share one "infrequent" column, which also
+    takes values never seen in training. Both null: every value has its own column and an
+    unseen one has none. The service fills ``max_categories`` from its
+    ``REGFIT_MAX_CATEGORIES`` when a job leaves it null, and refuses a larger one.
+    """
 
     scaling: Literal["standard", "none"] = "standard"
     impute: Literal["mean", "median", "none"] = "mean"
     categorical: Literal["onehot", "drop"] = "onehot"
+    max_categories: Annotated[int, Field(ge=2, strict=True)] | None = None
+    min_frequency: (
+        Annotated[int, Field(ge=1, strict=True)]
+        | Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False, strict=True)]
+        | None
+    ) = None
+
+    @model_serializer(mode="wrap")
+    def _echo(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Unset bounds are left out, so an unbounded spec echoes as it always has.
+        dumped: dict[str, Any] = handler(self)
+        for key in ("max_categories", "min_frequency"):
+            if dumped.get(key) is None:
+                dumped.pop(key, None)
+        return dumped
 
 
 class SplitSpec(_Spec):
