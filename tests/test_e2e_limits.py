@@ -95,17 +95,23 @@ def _while_probing(url: str, work: Callable[[], Any], seconds: float) -> tuple[A
     return result, sorted(float(x) for x in out.split())
 
 
-def _check_latencies(what: str, latencies: list[float]) -> None:
-    """Most probes within 100 ms, none waiting for the whole parse (seconds before the fix).
-    Other processes share this machine's cores, so a single probe may be slow for reasons
-    of its own; the 90th percentile is the figure asserted."""
-    p90 = latencies[int(len(latencies) * 0.9)]
+def _p90(latencies: list[float]) -> float:
+    return latencies[int(len(latencies) * 0.9)]
+
+
+def _check_latencies(what: str, latencies: list[float], idle: list[float]) -> None:
+    """Most probes within 100 ms (of what the machine answers idle), none waiting for the
+    whole parse (seconds before the fix). Other processes may share this machine's cores,
+    so a single probe can be slow for reasons of its own: the 90th percentile is asserted,
+    over the idle one (a few ms on a quiet machine)."""
+    p90 = _p90(latencies)
     print(
         f"\n{what}: {len(latencies)} probes, median {latencies[len(latencies) // 2] * 1000:.0f} "
-        f"ms, p90 {p90 * 1000:.0f} ms, slowest {latencies[-1] * 1000:.0f} ms"
+        f"ms, p90 {p90 * 1000:.0f} ms, slowest {latencies[-1] * 1000:.0f} ms "
+        f"(idle: p90 {_p90(idle) * 1000:.0f} ms, slowest {idle[-1] * 1000:.0f} ms)"
     )
-    assert p90 < 0.1, latencies[-10:]
-    assert latencies[-1] < 1.0, latencies[-10:]
+    assert p90 < 0.1 + _p90(idle), latencies[-10:]
+    assert latencies[-1] < 1.0 + idle[-1], latencies[-10:]
 
 
 def test_healthz_answers_while_big_bodies_are_parsed(server: Server) -> None:
@@ -117,6 +123,7 @@ def test_healthz_answers_while_big_bodies_are_parsed(server: Server) -> None:
     csv_body = sink.getvalue()
     assert len(csv_body) > 100 * MB * 0.95, len(csv_body)
     with httpx.Client(base_url=server.url, timeout=300) as client:
+        _, idle = _while_probing(server.url, lambda: time.sleep(3), seconds=3)
         upload, latencies = _while_probing(
             server.url,
             lambda: client.post(
@@ -125,7 +132,7 @@ def test_healthz_answers_while_big_bodies_are_parsed(server: Server) -> None:
             seconds=8,
         )
         assert upload.status_code == 201, upload.text
-        _check_latencies("100 MB CSV upload", latencies)
+        _check_latencies("100 MB CSV upload", latencies, idle)
 
         dataset = client.post(
             "/v1/datasets/synthetic",
@@ -151,4 +158,4 @@ def test_healthz_answers_while_big_bodies_are_parsed(server: Server) -> None:
         )
         assert predicted.status_code == 200, predicted.text[:500]
         assert len(predicted.json()["predictions"]) == 100_000
-        _check_latencies("100 MB predict body", latencies)
+        _check_latencies("100 MB predict body", latencies, idle)
