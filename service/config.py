@@ -45,7 +45,33 @@ class Settings(BaseSettings):
     max_rows: int = Field(default=50_000_000, ge=1)
     max_columns: int = Field(default=10_000, ge=1)
     max_predict_rows: int = Field(default=100_000, ge=1)
+    # What a stored dataset may take once decoded (Arrow's in-memory size: 8 bytes a number,
+    # the bytes of each string): a small Parquet or JSON file can decode to gigabytes. None:
+    # 8 × max_upload_bytes, enough for a CSV of one-character cells.
+    max_decoded_bytes: int | None = Field(default=None, ge=1)
+    # Request bodies, checked from Content-Length and while streaming, before parsing:
+    # uploads take max_upload_bytes, predictions max_predict_bytes (sized for
+    # max_predict_rows), every other route max_request_bytes.
+    max_predict_bytes: int = Field(default=128 * 1024**2, ge=1)
+    max_request_bytes: int = Field(default=1024**2, ge=1)
+    # Partial upload files older than this are swept from the data directory's tmp/ (at
+    # start-up and every partial_sweep_interval_seconds): a crashed process leaves them.
+    partial_file_max_age_seconds: float = Field(default=3600.0, gt=0)
+    partial_sweep_interval_seconds: float = Field(default=300.0, gt=0)
     max_candidates: int = Field(default=10_000, ge=1)
+    # Per-job work: candidate × fold fits of a search, and trials of a Bayesian one (each
+    # proposed from all before it, so they cost more as they accumulate).
+    max_job_fits: int = Field(default=100_000, ge=1)
+    max_trials: int = Field(default=1_000, ge=1)
+    # Queued + running jobs one API key may have (the open, keyless mode counts as one
+    # caller); a submit beyond it gets 429 with Retry-After.
+    max_active_jobs_per_key: int = Field(default=50, ge=1)
+    # One-hot columns per text feature (rare values share an "infrequent" column, as
+    # OneHotEncoder(max_categories=…)); a job's preprocessing may lower it.
+    max_categories: int = Field(default=100, ge=2)
+    # The design matrix a job may build (rows × columns × 8 bytes, times the copies its search
+    # holds); beyond it the job is refused at submit or fails before building it.
+    max_design_bytes: int = Field(default=4 * 1024**3, ge=1)
     job_time_limit_seconds: float = Field(default=3600.0, gt=0)
     job_max_attempts: int = Field(default=3, ge=1)
     heartbeat_seconds: float = Field(default=2.0, gt=0)
@@ -65,6 +91,11 @@ class Settings(BaseSettings):
     log_level: str = "info"
     log_json: bool = True
     access_log: bool = True  # one JSON line per request (turn off for the highest predict rates)
+
+    @property
+    def decoded_bytes_limit(self) -> int:
+        """``max_decoded_bytes``, or its default of 8 × ``max_upload_bytes``."""
+        return self.max_decoded_bytes or 8 * self.max_upload_bytes
 
 
 @lru_cache

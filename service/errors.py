@@ -47,6 +47,10 @@ class RegfitError(Exception):
         body.update(self.extra)
         return body
 
+    def headers(self) -> dict[str, str] | None:
+        """Response headers this error needs besides its body (none by default)."""
+        return None
+
 
 class NotFound(RegfitError):
     status = 404
@@ -86,6 +90,21 @@ class UnsupportedMediaType(RegfitError):
     status = 415
     slug = "unsupported-media-type"
     title = "Unsupported media type"
+
+
+class TooManyRequests(RegfitError):
+    """A caller is over a quota; ``Retry-After`` says when to try again."""
+
+    status = 429
+    slug = "too-many-requests"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after_seconds: int, **extra: Any) -> None:
+        super().__init__(detail, retry_after_seconds=retry_after_seconds, **extra)
+        self.retry_after_seconds = retry_after_seconds
+
+    def headers(self) -> dict[str, str] | None:
+        return {"Retry-After": str(self.retry_after_seconds)}
 
 
 class Unauthorized(RegfitError):

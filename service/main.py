@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -16,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service import auth, errors, migrate, observability
+from service.body_limit import BodyLimitMiddleware
 from service.config import Settings, get_settings
 from service.datasets import routes as dataset_routes
 from service.datasets import storage as dataset_storage
@@ -61,7 +66,7 @@ def validation_problem(exc: RequestValidationError) -> dict[str, Any]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(errors.RegfitError)
     async def _domain(request: Request, exc: errors.RegfitError) -> Response:
-        return problem_response(exc.problem())
+        return problem_response(exc.problem(), headers=exc.headers())
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:
@@ -91,6 +96,27 @@ def install_error_handlers(app: FastAPI) -> None:
         request_id = observability.current_request_id()
         headers = {observability.REQUEST_ID_HEADER: request_id} if request_id else None
         return problem_response(err.problem(), headers=headers)
+
+
+async def sweep_partial_files_forever(settings: Settings) -> None:
+    """Every ``partial_sweep_interval_seconds``, delete partial upload files older than
+    ``partial_file_max_age_seconds``: a process killed mid-upload leaves its file behind,
+    and the next start-up may be far away."""
+    while True:
+        await asyncio.sleep(settings.partial_sweep_interval_seconds)
+        try:
+            removed = await to_thread.run_sync(
+                functools.partial(
+                    dataset_storage.sweep_partial_files,
+                    settings.data_dir,
+                    older_than_seconds=settings.partial_file_max_age_seconds,
+                )
+            )
+        except OSError as exc:  # a full or missing disk must not end the sweeping
+            log.warning("sweeping partial upload files failed: %s", exc)
+            continue
+        if removed:
+            log.info("swept %d partial upload file(s)", removed)
 
 
 class FormEncodedAsJSON:
@@ -125,7 +151,10 @@ def create_app(settings: Settings | None = None, *, start_executor: bool = True)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         db = Database(settings.database_url)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        dataset_storage.sweep_partial_files(settings.data_dir)
+        dataset_storage.sweep_partial_files(
+            settings.data_dir, older_than_seconds=settings.partial_file_max_age_seconds
+        )
+        sweeper = asyncio.create_task(sweep_partial_files_forever(settings))
         app.state.db = db
         app.state.executor = job_executor.create_executor(settings, db)
         if start_executor:
@@ -133,6 +162,9 @@ def create_app(settings: Settings | None = None, *, start_executor: bool = True)
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             app.state.executor.stop()
             db.dispose()
 
@@ -179,6 +211,8 @@ def create_app(settings: Settings | None = None, *, start_executor: bool = True)
     # The middleware added last runs first: every response, a 401 too, gets a request id,
     # is counted and is logged.
     app.add_middleware(FormEncodedAsJSON)
+    # Inside authentication: a caller without a key learns nothing about the limits.
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
     auth.install(app, settings)
     observability.install(app, settings)
     return app

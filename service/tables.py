@@ -43,6 +43,8 @@ class Job(Base):
     model_id: Mapped[str | None] = mapped_column(String(40))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     executor: Mapped[str] = mapped_column(String(16), default="local")
+    # Who submitted it: the API key's id, or "open" when the API runs without keys.
+    owner: Mapped[str | None] = mapped_column(String(64))
     dispatched: Mapped[bool] = mapped_column(default=False)
     worker_host: Mapped[str | None] = mapped_column(String(255))
     worker_pid: Mapped[int | None] = mapped_column(Integer)
@@ -54,6 +56,7 @@ class Job(Base):
     __table_args__ = (
         Index("ix_jobs_status_created_at", "status", "created_at"),
         Index("ix_jobs_created_at", "created_at"),
+        Index("ix_jobs_owner_status", "owner", "status"),
     )
 
 

@@ -39,6 +39,8 @@ class TextColumn(BaseModel):
 
     ``n_unique`` is exact up to 10 000 distinct values; beyond that it is null and
     ``n_unique_capped`` is true (``top`` then ranks the first 10 000 distinct values seen).
+    ``top`` holds the five most frequent values, each cut to 200 characters (ending in "…"
+    when cut), so that summaries stay small whatever the data holds.
     """
 
     name: str

@@ -140,7 +140,7 @@ def create_from_rows(
     *, session: Session, settings: Settings, name: str | None, columns: Any, rows: Any
 ) -> Dataset:
     """Creates a dataset from a header and rows (422s point at ``/rows/{i}[/{j}]``)."""
-    table = storage.table_from_rows(columns, rows)
+    table = storage.table_from_rows(columns, rows, storage.IngestLimits.from_settings(settings))
     return create_from_table(
         session=session, settings=settings, table=table, name=name, source_format="json"
     )
@@ -150,7 +150,7 @@ def create_from_records(
     *, session: Session, settings: Settings, name: str | None, records: Any
 ) -> Dataset:
     """Creates a dataset from records; keys missing from a record are null."""
-    table = storage.table_from_records(records)
+    table = storage.table_from_records(records, storage.IngestLimits.from_settings(settings))
     return create_from_table(
         session=session, settings=settings, table=table, name=name, source_format="json"
     )

@@ -76,6 +76,11 @@ READ_GROUP_BYTES = 64 << 20
 PARQUET_COMPRESSION = "snappy"
 TEXT_UNIQUE_CAP = 10_000
 TOP_VALUES = 5
+# Column summaries are stored in the database and returned by every dataset route: a top
+# value is cut to this many characters (a file with a few 20 MB strings must not put them
+# there), and so is a column's name.
+MAX_SUMMARY_CHARS = 200
+MAX_COLUMN_NAME_CHARS = 1024
 MAX_NAME_FIELD_BYTES = 4096
 MAX_CSV_ATTEMPTS = 8
 
@@ -106,14 +111,57 @@ FORMAT_BY_EXTENSION = {
 
 @dataclass(frozen=True)
 class IngestLimits:
-    """Upper bounds on a stored dataset (exceeding one is a 413)."""
+    """Upper bounds on a stored dataset (exceeding one is a 413).
+
+    ``max_decoded_bytes`` bounds the dataset's in-memory (Arrow) size: 8 bytes per number,
+    the bytes of each string; None: unbounded.
+    """
 
     max_rows: int
     max_columns: int
+    max_decoded_bytes: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> IngestLimits:
-        return cls(max_rows=settings.max_rows, max_columns=settings.max_columns)
+        return cls(
+            max_rows=settings.max_rows,
+            max_columns=settings.max_columns,
+            max_decoded_bytes=settings.decoded_bytes_limit,
+        )
+
+    def check_rows(self, n_rows: int, *, exact: bool = True) -> None:
+        """413 when ``n_rows`` (``exact``, else "more than") is over the row limit."""
+        if n_rows > self.max_rows:
+            count = f"{n_rows} rows" if exact else f"more than {self.max_rows} rows"
+            raise PayloadTooLarge(
+                f"the dataset has {count}; the limit is {self.max_rows}",
+                limit_rows=self.max_rows,
+            )
+
+    def check_columns(self, n_columns: int, *, exact: bool = True) -> None:
+        """413 when ``n_columns`` is over the column limit (checked as columns appear)."""
+        if n_columns > self.max_columns:
+            count = f"{n_columns} columns" if exact else f"more than {self.max_columns} columns"
+            raise PayloadTooLarge(
+                f"the dataset has {count}; the limit is {self.max_columns}",
+                limit_columns=self.max_columns,
+            )
+
+    def check_decoded(self, n_bytes: int, *, what: str = "decodes to") -> None:
+        """413 when the dataset's decoded size (or an estimate of it) is over the limit."""
+        limit = self.max_decoded_bytes
+        if limit is not None and n_bytes > limit:
+            raise PayloadTooLarge(
+                f"the dataset {what} {n_bytes} bytes in memory; the limit is {limit} bytes "
+                "(8 bytes a number, the bytes of each string)",
+                limit_decoded_bytes=limit,
+            )
+
+    def check_cells(self, n_rows: int, n_columns: int) -> None:
+        """413 when ``n_rows`` × ``n_columns`` numbers would already be over a limit."""
+        self.check_rows(n_rows)
+        self.check_columns(n_columns)
+        self.check_decoded(8 * n_rows * n_columns, what="would decode to at least")
 
 
 @dataclass(frozen=True)
@@ -477,10 +525,13 @@ def check_column_names(names: list[str], limits: IngestLimits) -> None:
     """Names must be non-empty and unique; at most ``limits.max_columns`` of them (413)."""
     if not names:
         raise InvalidInput("the dataset has no columns")
-    if len(names) > limits.max_columns:
-        raise PayloadTooLarge(
-            f"the dataset has {len(names)} columns; the limit is {limits.max_columns}",
-            limit_columns=limits.max_columns,
+    limits.check_columns(len(names))
+    long = [i for i, name in enumerate(names) if len(name) > MAX_COLUMN_NAME_CHARS]
+    if long:
+        message = f"column names must be at most {MAX_COLUMN_NAME_CHARS} characters"
+        raise InvalidInput(
+            f"{message} (columns at positions {long[:20]})",
+            errors=[field_error(f"/columns/{i}", message) for i in long[:20]],
         )
     empty = [i for i, name in enumerate(names) if not name.strip()]
     if empty:
@@ -626,8 +677,15 @@ class _TextSummary:
             "n_missing": self.n_missing,
             "n_unique": None if self.capped else len(self.counts),
             "n_unique_capped": self.capped,
-            "top": [{"value": value, "count": count} for value, count in top],
+            "top": [{"value": _bounded(value), "count": count} for value, count in top],
         }
+
+
+def _bounded(value: str) -> str:
+    """``value``, cut to ``MAX_SUMMARY_CHARS`` characters (ending in "…" when cut)."""
+    if len(value) <= MAX_SUMMARY_CHARS:
+        return value
+    return value[: MAX_SUMMARY_CHARS - 1] + "…"
 
 
 def _text_partial(array: pa.Array) -> tuple[int, pa.StructArray | None]:
@@ -738,17 +796,16 @@ class _ParquetSink:
         self.pending_rows = 0
         self.pending_bytes = 0
         self.n_rows = 0
+        self.decoded_bytes = 0
 
     def write(self, prepared: _Prepared) -> None:
-        """Append a prepared batch (see ``_prepare``); checks the row limit."""
+        """Append a prepared batch (see ``_prepare``); checks the row and decoded-size limits."""
         batch = prepared.batch
         if batch.num_rows == 0:
             return
-        if self.n_rows + batch.num_rows > self.limits.max_rows:
-            raise PayloadTooLarge(
-                f"the dataset has more than {self.limits.max_rows} rows (the limit)",
-                limit_rows=self.limits.max_rows,
-            )
+        self.limits.check_rows(self.n_rows + batch.num_rows, exact=False)
+        self.decoded_bytes += batch.nbytes
+        self.limits.check_decoded(self.decoded_bytes, what="decodes to more than")
         for part, summary in zip(prepared.partials, self.summaries, strict=True):
             summary.merge(part)
         self.n_rows += batch.num_rows
@@ -940,11 +997,7 @@ def ingest_table(
 ) -> StoredDataset:
     """Store an in-memory table (inline JSON rows, synthetic data) like an uploaded file."""
     schema = _target_schema(table.schema, limits)
-    if table.num_rows > limits.max_rows:
-        raise PayloadTooLarge(
-            f"the dataset has {table.num_rows} rows; the limit is {limits.max_rows}",
-            limit_rows=limits.max_rows,
-        )
+    limits.check_rows(table.num_rows)
     batches = table.to_batches(max_chunksize=_rows_per_batch(table.num_columns))
     return _write_all(
         batches, schema=schema, data_dir=data_dir, dataset_id=dataset_id, limits=limits
@@ -971,12 +1024,48 @@ def _check_text(source: Path, label: str) -> None:
         )
 
 
+def _parquet_metadata_size(metadata: pq.FileMetaData) -> int:
+    """A lower bound of the decoded size from the footer alone: 8 bytes a value, or a column
+    chunk's uncompressed size when larger (plain-encoded strings)."""
+    total = 0
+    for g in range(metadata.num_row_groups):
+        group = metadata.row_group(g)
+        for c in range(group.num_columns):
+            total += max(8 * group.num_rows, group.column(c).total_uncompressed_size)
+    return total
+
+
+def _decoded_size(array: pa.Array) -> int:
+    """What ``array`` takes once dictionary-decoded, computed without decoding it."""
+    if not pa.types.is_dictionary(array.type):
+        return int(array.nbytes)
+    dictionary = array.dictionary
+    if pa.types.is_string(dictionary.type) or pa.types.is_binary(dictionary.type):
+        lengths = pc.binary_length(dictionary)
+        data = pc.sum(pc.take(lengths, array.indices)).as_py() or 0
+        return int(data) + 4 * len(array)
+    return 8 * len(array)
+
+
+def _bounded_batches(
+    batches: Iterable[pa.RecordBatch], limits: IngestLimits
+) -> Iterator[pa.RecordBatch]:
+    """``batches`` (text read as dictionaries), refused before the one that would decode past
+    the limit: a few kilobytes of repeated long strings must not become gigabytes first."""
+    total = 0
+    for batch in batches:
+        total += sum(_decoded_size(column) for column in batch.columns)
+        limits.check_decoded(total, what="decodes to more than")
+        yield batch
+
+
 def _ingest_parquet(
     source: Path, *, data_dir: Path, dataset_id: str, limits: IngestLimits
 ) -> StoredDataset:
     try:
         parquet = pq.ParquetFile(source)
         arrow_schema = parquet.schema_arrow
+        metadata = parquet.metadata
     except (pa.ArrowException, OSError) as exc:
         raise InvalidInput(
             f"not a valid Parquet file: {exc}",
@@ -984,16 +1073,33 @@ def _ingest_parquet(
         ) from exc
     with parquet:
         schema = _target_schema(arrow_schema, limits)
-        n_rows = parquet.metadata.num_rows
-        if n_rows > limits.max_rows:
-            raise PayloadTooLarge(
-                f"the dataset has {n_rows} rows; the limit is {limits.max_rows}",
-                limit_rows=limits.max_rows,
-            )
+        # The footer states rows, columns and sizes: refuse before decoding anything.
+        limits.check_cells(metadata.num_rows, len(schema))
+        limits.check_decoded(_parquet_metadata_size(metadata), what="would decode to at least")
+    text = [
+        f.name
+        for f in arrow_schema
+        if pa.types.is_string(f.type)
+        or pa.types.is_large_string(f.type)
+        or pa.types.is_binary(f.type)
+        or pa.types.is_large_binary(f.type)
+    ]
+    try:
+        parquet = pq.ParquetFile(source, read_dictionary=text)
+    except (pa.ArrowException, OSError) as exc:
+        raise InvalidInput(
+            f"not a valid Parquet file: {exc}",
+            errors=[field_error("/file", "not a valid Parquet file")],
+        ) from exc
+    with parquet:
         batches = parquet.iter_batches(batch_size=_rows_per_batch(len(schema)), use_threads=True)
         try:
             return _write_all(
-                batches, schema=schema, data_dir=data_dir, dataset_id=dataset_id, limits=limits
+                _bounded_batches(batches, limits),
+                schema=schema,
+                data_dir=data_dir,
+                dataset_id=dataset_id,
+                limits=limits,
             )
         except (pa.ArrowException, OSError) as exc:
             raise InvalidInput(
@@ -1377,6 +1483,54 @@ def _unify_json_type(
     )
 
 
+def _count_json_keys(block: _Block, known: Iterable[str], limits: IngestLimits) -> int:
+    """The lines of ``block``, checking as they are read that the keys seen so far (with
+    ``known``) stay within the column limit, and lines × keys within the decoded size.
+
+    Arrow's reader would first build a table of every line × every key it met (20,000
+    one-key lines with distinct keys: 400 M cells), so a block with new keys is counted
+    here first. Bad JSON is left for the reader to report.
+    """
+    keys = set(known)
+    lines = 0
+    for raw in bytes(block.data).split(b"\n"):
+        if not raw.strip():
+            continue
+        lines += 1
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            keys.update(value)
+            limits.check_columns(len(keys), exact=False)
+    limits.check_cells(lines, len(keys))
+    return lines
+
+
+def _scan_json_block(
+    block: _Block, schema: pa.Schema, limits: IngestLimits
+) -> tuple[_Block, pa.Schema, int]:
+    """One block's rows and types. Read with the types known so far when it has no new key
+    and no value of a new type (the common case, no Python per line); else counted first
+    (see :func:`_count_json_keys`), then read with inference."""
+    if len(schema):
+        try:
+            table = pa_json.read_json(
+                pa.BufferReader(block.data),
+                read_options=pa_json.ReadOptions(use_threads=False, block_size=len(block.data) + 1),
+                parse_options=pa_json.ParseOptions(
+                    explicit_schema=schema, unexpected_field_behavior="error"
+                ),
+            )
+            return block, schema, table.num_rows
+        except pa.ArrowInvalid:
+            pass
+    _count_json_keys(block, schema.names, limits)
+    table = _read_json_block(block)
+    return block, table.schema, table.num_rows
+
+
 def _ingest_jsonl(
     source: Path, *, data_dir: Path, dataset_id: str, limits: IngestLimits, block_size: int
 ) -> StoredDataset:
@@ -1384,23 +1538,23 @@ def _ingest_jsonl(
     # after its first block); pass 2 reads again with that explicit schema and writes.
     types: dict[str, pa.DataType] = {}
     n_rows = 0
+    # The types known when a block is scanned (replaced, never changed, so the parser
+    # threads may read it): a block scanned before an earlier one added a key just takes
+    # the slower path.
+    known = pa.schema([])
 
-    def block_schema(block: _Block) -> tuple[_Block, pa.Schema, int]:
-        table = _read_json_block(block)
-        return block, table.schema, table.num_rows
+    def scan(block: _Block) -> tuple[_Block, pa.Schema, int]:
+        return _scan_json_block(block, known, limits)
 
     blocks = _line_blocks(source, block_size, "JSON Lines")
-    for block, block_types, block_rows in _ordered_map(block_schema, blocks):
+    for block, block_types, block_rows in _ordered_map(scan, blocks):
         n_rows += block_rows
-        if n_rows > limits.max_rows:
-            raise PayloadTooLarge(
-                f"the dataset has more than {limits.max_rows} rows (the limit)",
-                limit_rows=limits.max_rows,
-            )
+        limits.check_rows(n_rows, exact=False)
         for f in block_types:
             types[f.name] = _unify_json_type(f.name, types.get(f.name), f.type, block)
-        if len(types) > limits.max_columns:
-            check_column_names(list(types), limits)
+        limits.check_columns(len(types), exact=False)
+        limits.check_cells(n_rows, len(types))
+        known = pa.schema([pa.field(name, dtype) for name, dtype in types.items()])
     if n_rows == 0:
         raise InvalidInput("dataset has no rows")
     check_column_names(list(types), limits)
@@ -1471,8 +1625,11 @@ def _column_array(name: str, values: list[Any], loc_of: Callable[[int], str]) ->
     return pa.array(values, type=dtype)
 
 
-def table_from_rows(columns: Any, rows: Any) -> pa.Table:
-    """Build a table from ``{"columns": [...], "rows": [[...], ...]}`` (422s name the path)."""
+def table_from_rows(columns: Any, rows: Any, limits: IngestLimits) -> pa.Table:
+    """Build a table from ``{"columns": [...], "rows": [[...], ...]}`` (422s name the path).
+
+    The row, column and decoded-size limits are checked before any column is built.
+    """
     if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
         raise InvalidInput(
             "'columns' must be a list of column names",
@@ -1484,6 +1641,7 @@ def table_from_rows(columns: Any, rows: Any) -> pa.Table:
         )
     if not rows:
         raise InvalidInput("dataset has no rows", errors=[field_error("/rows", "no rows")])
+    limits.check_cells(len(rows), len(columns))
     width = len(columns)
     for index, row in enumerate(rows):
         if not isinstance(row, list) or len(row) != width:
@@ -1499,8 +1657,12 @@ def table_from_rows(columns: Any, rows: Any) -> pa.Table:
     return pa.Table.from_arrays(arrays, names=columns)
 
 
-def table_from_records(records: Any) -> pa.Table:
-    """Build a table from ``{"records": [{...}, ...]}``; a key missing from a record is null."""
+def table_from_records(records: Any, limits: IngestLimits) -> pa.Table:
+    """Build a table from ``{"records": [{...}, ...]}``; a key missing from a record is null.
+
+    The column limit is checked as keys appear, and records × keys against the decoded
+    size before any column is built: one new key per record must not cost records × keys.
+    """
     if not isinstance(records, list):
         raise InvalidInput(
             "'records' must be a list of objects",
@@ -1508,6 +1670,7 @@ def table_from_records(records: Any) -> pa.Table:
         )
     if not records:
         raise InvalidInput("dataset has no rows", errors=[field_error("/records", "no records")])
+    limits.check_rows(len(records))
     names: dict[str, None] = {}
     for index, record in enumerate(records):
         if not isinstance(record, dict):
@@ -1516,6 +1679,9 @@ def table_from_records(records: Any) -> pa.Table:
                 f"/records/{index}: {message}", errors=[field_error(f"/records/{index}", message)]
             )
         names.update(dict.fromkeys(record))
+        if len(names) > limits.max_columns:
+            limits.check_columns(len(names), exact=False)
+    limits.check_cells(len(records), len(names))
     arrays = [
         _column_array(
             name,

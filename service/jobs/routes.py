@@ -7,12 +7,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response
 
 from service import errors
+from service.config import Settings
 from service.datasets import service as datasets
 from service.jobs import service as jobs
 from service.jobs.schemas import JobOut, JobStatus, job_body
 from service.ml.fitting import split_sizes
+from service.ml.pipeline import design_bytes
 from service.ml.spec import JobSpec
 from service.ml.tuning import count_candidates
+from service.tables import Dataset
 from service.web import (
     AppSettings,
     FastJSONResponse,
@@ -54,6 +57,60 @@ def _check_columns(spec: JobSpec, columns: list[dict[str, Any]]) -> None:
         raise errors.InvalidInput(problems[0]["msg"], errors=problems)
 
 
+def _bound_categories(spec: JobSpec, settings: Settings) -> JobSpec:
+    """``spec`` with the one-hot bound filled in from the settings; 422 above it."""
+    prep = spec.preprocessing
+    if prep.max_categories is None:
+        filled = prep.model_copy(update={"max_categories": settings.max_categories})
+        return spec.model_copy(update={"preprocessing": filled})
+    if prep.max_categories > settings.max_categories:
+        message = f"at most {settings.max_categories} (REGFIT_MAX_CATEGORIES)"
+        raise errors.InvalidInput(
+            f"/preprocessing/max_categories: {message}",
+            errors=[errors.field_error("/preprocessing/max_categories", message)],
+        )
+    return spec
+
+
+def _check_design(spec: JobSpec, dataset: Dataset, budget: int) -> None:
+    """Refuse a job whose design matrix the dataset's column summaries already show to be
+    over ``budget`` bytes (a text column's distinct values past the summary's cap count
+    as ``max_categories``)."""
+    features = spec.features or [c["name"] for c in dataset.columns if c["name"] != spec.target]
+    by_name = {c["name"]: c for c in dataset.columns}
+    bound = spec.preprocessing.max_categories or 2**31
+    n_numeric = 0
+    onehot: dict[str, int] = {}
+    for name in features:
+        column = by_name[name]
+        if column.get("kind") != "text":
+            n_numeric += 1
+        elif spec.preprocessing.categorical == "onehot":
+            distinct = column.get("n_unique")
+            if distinct is None:  # capped: at least as many as the summary counts
+                onehot[name] = bound
+            else:
+                onehot[name] = min(distinct + (1 if column.get("n_missing") else 0), bound)
+    width = n_numeric + sum(onehot.values())
+    estimate = design_bytes(dataset.n_rows, width, searched=spec.tuning is not None)
+    if estimate <= budget:
+        return
+    widest = sorted(onehot.items(), key=lambda item: -item[1])[:5]
+    named = ", ".join(f"{name!r} ({n} one-hot columns)" for name, n in widest)
+    detail = (
+        f"the design matrix would take about {estimate} bytes ({dataset.n_rows} rows × "
+        f"{width} columns × 8 bytes × the copies a fit holds), over the limit of {budget} "
+        "bytes (REGFIT_MAX_DESIGN_BYTES)" + (f"; the widest text columns: {named}" if named else "")
+    )
+    loc = "/preprocessing/max_categories" if onehot else "/features"
+    raise errors.PayloadTooLarge(
+        detail,
+        errors=[errors.field_error(loc, detail)],
+        estimate_bytes=estimate,
+        limit_design_bytes=budget,
+    )
+
+
 def _check_split(spec: JobSpec, n_rows: int) -> None:
     """The split must leave training rows, and enough of them for the CV folds."""
     try:
@@ -70,20 +127,41 @@ def _check_split(spec: JobSpec, n_rows: int) -> None:
         raise errors.InvalidInput(detail, errors=[errors.field_error("/tuning/cv/folds", detail)])
 
 
-def planned_fits(spec: JobSpec, max_candidates: int) -> int:
-    """Fits the job will run (candidates × folds, plus the final fit), for progress."""
+def planned_fits(spec: JobSpec, settings: Settings) -> int:
+    """Fits the job will run (candidates × folds, plus the final fit), for progress; 422
+    naming the field when the search is over an operator's cap (candidates, trials, fits)."""
     if spec.tuning is None:
         return 1
     tuning = spec.tuning
-    candidates = count_candidates(tuning, spec.penalty)
-    if candidates > max_candidates:
+    # Bayesian trials cost more as they accumulate (each is proposed from all before it);
+    # random draws are bounded as candidates.
+    if tuning.strategy == "bayesian" and tuning.n_trials > settings.max_trials:
+        message = f"{tuning.n_trials} trials; the limit is {settings.max_trials}"
         raise errors.InvalidInput(
-            f"the search has {candidates} candidates; the limit is {max_candidates}",
+            f"the search asks for {message}",
+            errors=[errors.field_error("/tuning/n_trials", message)],
+        )
+    candidates = count_candidates(tuning, spec.penalty)
+    if candidates > settings.max_candidates:
+        raise errors.InvalidInput(
+            f"the search has {candidates} candidates; the limit is {settings.max_candidates}",
             errors=[
-                errors.field_error("/tuning", f"{candidates} candidates > limit {max_candidates}")
+                errors.field_error(
+                    "/tuning", f"{candidates} candidates > limit {settings.max_candidates}"
+                )
             ],
         )
-    return candidates * tuning.cv.folds + 1
+    fits = candidates * tuning.cv.folds
+    if fits > settings.max_job_fits:
+        message = (
+            f"{candidates} candidates × {tuning.cv.folds} folds = {fits} fits; "
+            f"the limit is {settings.max_job_fits}"
+        )
+        raise errors.InvalidInput(
+            f"the search needs {message}",
+            errors=[errors.field_error("/tuning/cv/folds", message)],
+        )
+    return fits + 1
 
 
 @router.post("", status_code=202, response_model=JobOut)
@@ -99,10 +177,14 @@ def submit(
             errors=[errors.field_error("/dataset_id", "no dataset with this id")],
         ) from exc
     _check_columns(spec, dataset.columns)
+    spec = _bound_categories(spec, settings)
+    _check_design(spec, dataset, settings.max_design_bytes)
     _check_split(spec, dataset.n_rows)
-    total = planned_fits(spec, settings.max_candidates)
+    total = planned_fits(spec, settings)
+    owner = request.scope.get("regfit.key") or jobs.OPEN_OWNER
+    jobs.check_active_jobs(session=session, owner=owner, limit=settings.max_active_jobs_per_key)
     executor = request.app.state.executor
-    job = jobs.create(session=session, spec=spec, executor=executor.name, total=total)
+    job = jobs.create(session=session, spec=spec, executor=executor.name, total=total, owner=owner)
     body = job_body(job)
     session.commit()  # the job row exists before any worker can look for it
     executor.submit(job.id)

@@ -25,10 +25,34 @@ def new_id() -> str:
     return "job_" + uuid.uuid4().hex
 
 
-def create(*, session: Session, spec: JobSpec, executor: str, total: int) -> Job:
-    """Creates a queued job for ``spec``."""
+OPEN_OWNER = "open"
+# A caller over its active-job cap is told to come back after about this long.
+RETRY_AFTER_SECONDS = 30
+
+
+def check_active_jobs(*, session: Session, owner: str, limit: int) -> None:
+    """429 when ``owner`` already has ``limit`` queued or running jobs."""
+    active = session.scalar(
+        select(func.count())
+        .select_from(Job)
+        .where(Job.owner == owner, Job.status.in_(("queued", "running")))
+    )
+    if (active or 0) >= limit:
+        raise errors.TooManyRequests(
+            f"this API key has {active} queued or running jobs, the limit; submit more when "
+            "some have finished (or cancel some)",
+            limit_active_jobs=limit,
+            retry_after_seconds=RETRY_AFTER_SECONDS,
+        )
+
+
+def create(
+    *, session: Session, spec: JobSpec, executor: str, total: int, owner: str | None = None
+) -> Job:
+    """Creates a queued job for ``spec``, submitted by ``owner``."""
     job = Job(
         id=new_id(),
+        owner=owner,
         name=spec.name,
         dataset_id=spec.dataset_id,
         status="queued",

@@ -452,7 +452,7 @@ def _portable_document(
             for name in layout.features
         ],
         numeric=design.numeric_parameters(),
-        categorical={"names": list(layout.categorical), "categories": design.categories()},
+        categorical=design.categorical_parameters(),
         coef=coef.tolist(),
         intercept=intercept,
         feature_names_out=design.feature_names_out_,

@@ -11,8 +11,11 @@ For a :class:`~service.ml.spec.PreprocessingSpec` the design matrix is exactly w
 
 produces (the imputer is omitted for ``impute="none"``, the scaler for
 ``scaling="none"``, the ``cat`` block for ``categorical="drop"``): the numeric block
-first, then the one-hot block. The fitted scikit-learn transformers are used as they
-are, and their parameters are read back into plain lists for the portable model.
+first, then the one-hot block. With ``max_categories`` or ``min_frequency`` the encoder is
+``OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=…, min_frequency=…)``:
+a feature's rare values share its last column, named ``<column>=<infrequent>``. The fitted
+scikit-learn transformers are used as they are, and their parameters are read back into
+plain lists for the portable model.
 
 Columns arrive as ``Mapping[str, np.ndarray]``: numeric columns (any integer, float or
 bool dtype) with NaN for missing values, text columns as object (or unicode) arrays of
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
 
@@ -42,6 +45,11 @@ Columns = Mapping[str, np.ndarray]
 Rows = np.ndarray  # integer row indices into the columns
 
 MISSING_CATEGORY_LABEL = "<missing>"
+INFREQUENT_LABEL = "<infrequent>"
+# Copies of the design matrix a job holds at its peak (see ``design_bytes``): the matrix and
+# the solver's own; a search's folds add about one more.
+DESIGN_COPIES_FIT = 2
+DESIGN_COPIES_SEARCH = 3
 # Columns stacked at a time when gathering a numeric block, and the most memory that
 # stacking may take (see ``_numeric_blocks``).
 GATHER_COLUMNS = 32
@@ -67,6 +75,13 @@ class FeatureLayout:
     with_missing : tuple of str
         The numeric features with a missing value in some row of the dataset: no other
         numeric block can hold a NaN, which spares the search for one.
+    category_counts : dict
+        Each categorical feature's distinct values (a missing value counts as one) in the
+        dataset.
+    grouped : tuple of str
+        The categorical features whose rare values may share an "infrequent" column in some
+        set of rows (``min_frequency`` is set, or more distinct values than
+        ``max_categories``): an encoder fitted on other rows may then group them otherwise.
     """
 
     target: str
@@ -76,6 +91,16 @@ class FeatureLayout:
     dropped: tuple[str, ...]
     dtypes: dict[str, str]
     with_missing: tuple[str, ...] = ()
+    category_counts: dict[str, int] = field(default_factory=dict)
+    grouped: tuple[str, ...] = ()
+
+    def onehot_widths(self, prep: PreprocessingSpec) -> dict[str, int]:
+        """The one-hot columns of each categorical feature at most (``max_categories``)."""
+        bound = prep.max_categories
+        return {
+            name: count if bound is None else min(count, bound)
+            for name, count in self.category_counts.items()
+        }
 
 
 def _is_numeric(array: np.ndarray) -> bool:
@@ -192,6 +217,7 @@ def select_features(
     categorical: list[str] = []
     dropped: list[str] = []
     with_missing: list[str] = []
+    category_counts: dict[str, int] = {}
     dtypes: dict[str, str] = {}
     problems: list[str] = []
     for name in names:
@@ -218,6 +244,9 @@ def select_features(
             categorical.append(name)
             dtypes[name] = "string"
             odd = _column_fact(columns, "non-text", name, partial(_non_text_types, values))
+            category_counts[name] = _column_fact(
+                columns, "n-categories", name, partial(_n_categories, values)
+            )
             if odd:
                 problems.append(
                     f"column {name!r} mixes text with non-text values ({', '.join(sorted(odd))})"
@@ -235,6 +264,12 @@ def select_features(
             else ""
         )
         raise FitError(f"no usable feature columns{reason}")
+    bound = prep.max_categories
+    grouped = [
+        name
+        for name, count in category_counts.items()
+        if prep.min_frequency is not None or (bound is not None and count > bound)
+    ]
     return FeatureLayout(
         target=target,
         features=tuple(used),
@@ -243,6 +278,45 @@ def select_features(
         dropped=tuple(dropped),
         dtypes=dtypes,
         with_missing=tuple(with_missing),
+        category_counts=category_counts,
+        grouped=tuple(grouped),
+    )
+
+
+def _n_categories(values: np.ndarray) -> int:
+    """Distinct values of a text column, any missing value (None, NaN) counting as one."""
+    return len({value if isinstance(value, str) else None for value in values.tolist()})
+
+
+def design_bytes(n_rows: int, width: int, *, searched: bool) -> int:
+    """What a job's design matrices take at their peak: ``n_rows × width`` float64 values,
+    :data:`DESIGN_COPIES_FIT` times (:data:`DESIGN_COPIES_SEARCH` with a search)."""
+    copies = DESIGN_COPIES_SEARCH if searched else DESIGN_COPIES_FIT
+    return 8 * n_rows * width * copies
+
+
+def check_design_budget(
+    layout: FeatureLayout, prep: PreprocessingSpec, *, n_rows: int, searched: bool, budget: int
+) -> None:
+    """Refuse a design matrix over ``budget`` bytes before building it.
+
+    Raises
+    ------
+    FitError
+        Naming the estimate and the text columns with the most one-hot columns.
+    """
+    widths = layout.onehot_widths(prep)
+    width = len(layout.numeric) + sum(widths.values())
+    estimate = design_bytes(n_rows, width, searched=searched)
+    if estimate <= budget:
+        return
+    widest = sorted(widths.items(), key=lambda item: -item[1])[:5]
+    named = ", ".join(f"{name!r} ({n} one-hot columns)" for name, n in widest)
+    raise FitError(
+        f"the design matrix would take about {estimate} bytes ({n_rows} rows × {width} "
+        f"columns × 8 bytes × the copies a fit holds), over the limit of {budget} bytes"
+        + (f"; the widest text columns: {named}" if named else "")
+        + "; lower preprocessing.max_categories, drop text columns, or use fewer features"
     )
 
 
@@ -351,16 +425,24 @@ def category_label(category: str | None) -> str:
 
 
 def transformed_feature_names(
-    numeric: Sequence[str], categorical: Sequence[str], categories: Sequence[Sequence[str | None]]
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    categories: Sequence[Sequence[str | None]],
+    infrequent: Sequence[bool] = (),
 ) -> list[str]:
-    """Name the design matrix's columns: numeric names, then ``"<column>=<category>"``.
+    """Name the design matrix's columns: numeric names, then ``"<column>=<category>"``, and
+    ``"<column>=<infrequent>"`` after a feature's categories when ``infrequent`` says it
+    has that column.
 
     Names are made unique (``"a=b#2"``) in the unlikely case a column is itself called
     like a one-hot column, so that coefficients can be keyed by name.
     """
     candidates = list(numeric)
-    for name, cats in zip(categorical, categories, strict=True):
+    has_infrequent = list(infrequent) or [False] * len(categorical)
+    for name, cats, grouped in zip(categorical, categories, has_infrequent, strict=True):
         candidates.extend(f"{name}={category_label(category)}" for category in cats)
+        if grouped:
+            candidates.append(f"{name}={INFREQUENT_LABEL}")
     names: list[str] = []
     seen: set[str] = set()
     for candidate in candidates:
@@ -460,12 +542,12 @@ class DesignTransformer:
             numeric = self.scaler_.transform(numeric)
         blocks = [numeric]
         if layout.categorical:
-            self.encoder_ = OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+            self.encoder_ = _one_hot_encoder(prep)
             blocks.append(
                 self.encoder_.fit_transform(_text_block(columns, layout.categorical, rows))
             )
         self.feature_names_out_ = transformed_feature_names(
-            layout.numeric, layout.categorical, self.categories()
+            layout.numeric, layout.categorical, self.categories(), self.infrequent()
         )
         if len(blocks) == 1:
             return blocks[0]
@@ -498,10 +580,42 @@ class DesignTransformer:
         return np.hstack(blocks) if len(blocks) > 1 else blocks[0]
 
     def categories(self) -> list[list[str | None]]:
-        """Return each categorical feature's categories, in one-hot column order."""
-        if self.encoder_ is None:
+        """Return each categorical feature's categories that have a one-hot column of their
+        own, in column order (an "infrequent" column, see :meth:`infrequent`, follows them)."""
+        encoder = self.encoder_
+        if encoder is None:
             return []
-        return [list(cats.tolist()) for cats in self.encoder_.categories_]
+        rare = self._infrequent_categories()
+        return [
+            [category for category in cats.tolist() if category not in grouped]
+            for cats, grouped in zip(encoder.categories_, rare, strict=True)
+        ]
+
+    def infrequent(self) -> list[bool]:
+        """Whether each categorical feature has an "infrequent" column (its last)."""
+        return [bool(grouped) for grouped in self._infrequent_categories()]
+
+    def _infrequent_categories(self) -> list[set[str | None]]:
+        encoder = self.encoder_
+        if encoder is None:
+            return []
+        if not getattr(encoder, "_infrequent_enabled", False):
+            return [set() for _ in encoder.categories_]
+        return [
+            set() if cats is None else set(cats.tolist()) for cats in encoder.infrequent_categories_
+        ]
+
+    def categorical_parameters(self) -> dict[str, Any]:
+        """Return the fitted one-hot encoding as plain lists (the portable form); the
+        ``infrequent`` flags only when some feature has that column."""
+        parameters: dict[str, Any] = {
+            "names": list(self.layout.categorical),
+            "categories": self.categories(),
+        }
+        infrequent = self.infrequent()
+        if any(infrequent):
+            parameters["infrequent"] = infrequent
+        return parameters
 
     def numeric_parameters(self) -> dict[str, Any]:
         """Return the fitted numeric preprocessing as plain lists (the portable form)."""
@@ -514,6 +628,18 @@ class DesignTransformer:
             "means": None if scaler is None else scaler.mean_.tolist(),
             "scales": None if scaler is None else scaler.scale_.tolist(),
         }
+
+
+def _one_hot_encoder(prep: PreprocessingSpec) -> OneHotEncoder:
+    """scikit-learn's encoder for ``prep``: rare values grouped when it bounds them."""
+    if prep.max_categories is None and prep.min_frequency is None:
+        return OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+    return OneHotEncoder(
+        handle_unknown="infrequent_if_exist",
+        max_categories=prep.max_categories,
+        min_frequency=prep.min_frequency,
+        sparse_output=False,
+    )
 
 
 def build_design(

@@ -17,10 +17,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StrictFloat,
     StrictInt,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -38,6 +40,12 @@ PENALTY_ALIASES: dict[str, PenaltyKind] = {
     "elasticnet": "elasticnet",
 }
 SEARCHABLE = ("alpha", "l1_ratio", "penalty")
+
+# Solver bounds a fit can finish within: coordinate descent sweeps (scikit-learn's default
+# is 1000), and the tolerance, whose duality gap (relative to ‖y‖²) float64 sums cannot
+# bring much below 1e-14; 1e-300 would only run until max_iter.
+MAX_ITER = 1_000_000
+MIN_TOL = 1e-14
 
 # A finite, non-negative float; JSON integers are accepted, booleans and strings are not.
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
@@ -82,9 +90,20 @@ class PenaltySpec(_Spec):
     lambda1: NonNegative | None = None
     lambda2: NonNegative | None = None
     fit_intercept: bool = True
-    max_iter: Annotated[int, Field(ge=1, le=10**9, strict=True)] | None = None
+    max_iter: Annotated[int, Field(ge=1, le=MAX_ITER, strict=True)] | None = None
     tol: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)] = 1e-4
     positive: bool = False
+
+    @field_validator("tol")
+    @classmethod
+    def _check_tol(cls, value: float) -> float:
+        if value < MIN_TOL:
+            raise _spec_error(
+                "tol_too_small",
+                f"tol must be at least {MIN_TOL}: a smaller tolerance cannot be reached in "
+                "float64 and would only keep the solver running until max_iter",
+            )
+        return value
 
     @property
     def uses_lambda_form(self) -> bool:
@@ -140,11 +159,35 @@ class PenaltySpec(_Spec):
 
 
 class PreprocessingSpec(_Spec):
-    """How input columns become the design matrix (see :mod:`service.ml.pipeline`)."""
+    """How input columns become the design matrix (see :mod:`service.ml.pipeline`).
+
+    ``max_categories`` and ``min_frequency`` bound the one-hot columns of each text feature
+    exactly as scikit-learn's ``OneHotEncoder`` arguments of those names do: values rarer
+    than ``min_frequency`` (a count, or a fraction of the rows), and beyond the
+    ``max_categories - 1`` most frequent ones, share one "infrequent" column, which also
+    takes values never seen in training. Both null: every value has its own column and an
+    unseen one has none. The service fills ``max_categories`` from its
+    ``REGFIT_MAX_CATEGORIES`` when a job leaves it null, and refuses a larger one.
+    """
 
     scaling: Literal["standard", "none"] = "standard"
     impute: Literal["mean", "median", "none"] = "mean"
     categorical: Literal["onehot", "drop"] = "onehot"
+    max_categories: Annotated[int, Field(ge=2, strict=True)] | None = None
+    min_frequency: (
+        Annotated[int, Field(ge=1, strict=True)]
+        | Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False, strict=True)]
+        | None
+    ) = None
+
+    @model_serializer(mode="wrap")
+    def _echo(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Unset bounds are left out, so an unbounded spec echoes as it always has.
+        dumped: dict[str, Any] = handler(self)
+        for key in ("max_categories", "min_frequency"):
+            if dumped.get(key) is None:
+                dumped.pop(key, None)
+        return dumped
 
 
 class SplitSpec(_Spec):

@@ -604,6 +604,8 @@ class TrainingMoments:
         """Whether the moments give the folds exactly (see the class doc)."""
         return (
             fit_intercept
+            # The training split's encoder groups rare values as no fold's own one would.
+            and not layout.grouped
             and n_fold_rows > Z.shape[1]
             and not (layout.with_missing and np.isnan(Z[:, : len(layout.numeric)]).any())
         )

@@ -18,10 +18,13 @@ A trained model is data, never a pickle. The document (``format: "regfit.linear.
 
 ``features`` is the order of a prediction row. ``impute_values`` is null when the model
 has no imputer (``impute: "none"``); ``means``/``scales`` are null without scaling;
-a null category is the "missing" category. A prediction is computed as scikit-learn's
-pipeline does: impute NaN, ``(x - mean)/scale``, the one-hot block (unseen categories
-are all zeros, as ``OneHotEncoder(handle_unknown="ignore")``), then
-``X @ coef + intercept``.
+a null category is the "missing" category. ``categorical.infrequent`` (present when some
+feature has one) flags the features whose rare values share a last one-hot column,
+``"<column>=<infrequent>"``, after their ``categories``. A prediction is computed as
+scikit-learn's pipeline does: impute NaN, ``(x - mean)/scale``, the one-hot block (a value
+not among a feature's ``categories`` goes to its infrequent column, as
+``OneHotEncoder(handle_unknown="infrequent_if_exist")``, and without one is all zeros, as
+``handle_unknown="ignore"``), then ``X @ coef + intercept``.
 
 Input validation: a wrong row width, a missing column, a non-number (strings and
 booleans included) or a non-finite number for a numeric feature, a non-string for a
@@ -76,6 +79,11 @@ def make_document(
         "categorical": {
             "names": list(categorical["names"]),
             "categories": [list(cats) for cats in categorical["categories"]],
+            **(
+                {"infrequent": [bool(flag) for flag in categorical["infrequent"]]}
+                if categorical.get("infrequent") is not None
+                else {}
+            ),
         },
         "coef": [float(c) for c in coef],
         "intercept": float(intercept),
@@ -132,6 +140,9 @@ class CompiledModel:
             self.numeric_names: tuple[str, ...] = tuple(numeric["names"])
             self.categorical_names: tuple[str, ...] = tuple(categorical["names"])
             categories = [list(cats) for cats in categorical["categories"]]
+            infrequent = [
+                bool(f) for f in categorical.get("infrequent") or [False] * len(categories)
+            ]
             coef = np.asarray(doc["coef"], dtype=np.float64)
             self.intercept = float(doc["intercept"])
             impute_values, means, scales = (
@@ -148,9 +159,9 @@ class CompiledModel:
             n for n in self.feature_names if kinds[n] == "categorical"
         ] != list(self.categorical_names):
             raise ValueError("features do not match the numeric and categorical names")
-        if len(categories) != len(self.categorical_names):
+        if len(categories) != len(self.categorical_names) or len(infrequent) != len(categories):
             raise ValueError("one category list is needed per categorical feature")
-        if coef.shape != (n_numeric + sum(map(len, categories)),):
+        if coef.shape != (n_numeric + sum(map(len, categories)) + sum(infrequent),):
             raise ValueError("coef does not match the numeric and one-hot columns")
 
         def vector(values: Any, what: str) -> np.ndarray | None:
@@ -165,11 +176,12 @@ class CompiledModel:
         self.means = vector(means, "means")
         self.scales = vector(scales, "scales")
         self.numeric_coef = coef[:n_numeric]
-        # Each categorical feature contributes the coefficient of its one-hot column,
-        # or nothing for an unseen category.
+        # Each categorical feature contributes the coefficient of its one-hot column; any
+        # other value that of its infrequent column, or nothing when it has none.
         self.category_coef: list[dict[str | None, float]] = []
+        self.other_coef: list[float] = []
         offset = n_numeric
-        for cats in categories:
+        for cats, grouped in zip(categories, infrequent, strict=True):
             self.category_coef.append(
                 {
                     cat: float(c)
@@ -177,6 +189,8 @@ class CompiledModel:
                 }
             )
             offset += len(cats)
+            self.other_coef.append(float(coef[offset]) if grouped else 0.0)
+            offset += grouped
         self.numeric_index = tuple(self.feature_names.index(n) for n in self.numeric_names)
         self.categorical_index = tuple(self.feature_names.index(n) for n in self.categorical_names)
 
@@ -229,10 +243,10 @@ class CompiledModel:
         if len(X_cat) != len(self.category_coef):
             raise InvalidInput(f"expected {len(self.category_coef)} categorical column(s)")
         n_rows = X.shape[0]
-        for values, coef_of in zip(X_cat, self.category_coef, strict=True):
+        for values, coef_of, other in zip(X_cat, self.category_coef, self.other_coef, strict=True):
             if len(values) != n_rows:
                 raise InvalidInput("every categorical column needs one value per row")
-            predictions += np.fromiter(map(coef_of.get, values, repeat(0.0)), np.float64, n_rows)
+            predictions += np.fromiter(map(coef_of.get, values, repeat(other)), np.float64, n_rows)
         return predictions + self.intercept
 
 

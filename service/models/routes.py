@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
@@ -29,6 +30,14 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 # cost a 1000-row batch 20 % of its throughput. Bigger bodies (up to max_predict_rows rows)
 # go to a thread, so the loop serves other requests between the GIL's switches.
 INLINE_PREDICT_BYTES = 1 << 20
+# A big all-numeric rows body is parsed this many bytes at a time: orjson and numpy hold the
+# GIL while they convert, and one slice takes tens of milliseconds, so the event loop gets
+# the GIL back between slices instead of waiting seconds for a 100 MB body.
+PARSE_SLICE_BYTES = 1 << 20
+_ROWS_HEAD = re.compile(rb'\s*\{\s*"rows"\s*:\s*\[')
+_ROWS_TAIL = re.compile(rb"\]\s*\}\s*\Z")
+_ROW_SEPARATOR = re.compile(rb"\]\s*,\s*\[")
+_NON_NUMBER_LITERALS = (b"true", b"false", b"null")
 
 
 class CompiledModelCache:
@@ -134,9 +143,9 @@ async def predict(request: Request) -> Response:
     an all-numeric body, a check per cell (naming each bad one) for anything else.
     """
     model = await compiled_model(request, request.path_params["model_id"])
-    body = await request.body()
     content_type = request.headers.get("content-type", "application/json").lower()
     limit = request.app.state.settings.max_predict_rows
+    body = await _read_body(request, max_lines=limit + 1 if _is_csv(content_type) else None)
     if len(body) <= INLINE_PREDICT_BYTES:
         content = _predict(model, content_type, body, limit)
     else:
@@ -191,6 +200,72 @@ def delete_model(model_id: str, request: Request, session: WriteSession) -> Resp
     return Response(status_code=204)
 
 
+def _is_csv(content_type: str) -> bool:
+    return content_type.startswith("text/csv")
+
+
+async def _read_body(request: Request, *, max_lines: int | None) -> bytes:
+    """The request body (its size is bounded by the body-limit middleware); a CSV body is
+    refused as soon as it has more than ``max_lines`` lines, before the rest is read."""
+    if max_lines is None:
+        return await request.body()
+    chunks: list[bytes] = []
+    lines = 0
+    async for chunk in request.stream():
+        lines += chunk.count(b"\n")
+        if lines > max_lines:
+            raise errors.PayloadTooLarge(
+                f"the CSV body has more than {max_lines} lines (a header and "
+                f"{max_lines - 1} rows, the limit)",
+                limit_rows=max_lines - 1,
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _rows_at_least(body: bytes) -> int:
+    """A cheap lower bound of the rows of a ``{"rows": [[…], …]}`` body, without parsing it:
+    exact when the body holds no string but its key (every ``[`` is then a list's), else 0."""
+    if body.count(b'"') != 2:
+        return 0
+    return max(body.count(b"[") - 1, 0)
+
+
+def _numeric_rows_in_slices(model: portable.CompiledModel, body: bytes) -> Any:
+    """``{"rows": [[…], …]}`` of finite numbers only, for an all-numeric model, parsed and
+    converted one slice of rows at a time (see ``PARSE_SLICE_BYTES``); None for any other
+    body, which then takes the usual path (and gets its precise errors there).
+
+    Cutting between two rows is safe without a JSON parser because the body holds no string
+    but its key: every bracket is structural.
+    """
+    if model.categorical_names or body.count(b'"') != 2:
+        return None
+    if any(literal in body for literal in _NON_NUMBER_LITERALS):
+        return None
+    head = _ROWS_HEAD.match(body)
+    tail = _ROWS_TAIL.search(body, max(len(body) - 64, 0))
+    if head is None or tail is None:
+        return None
+    inner = body[head.end() : tail.start()]  # from the first row's "[" to the last one's "]"
+    blocks: list[np.ndarray] = []
+    start = 0
+    while start < len(inner):
+        cut = _ROW_SEPARATOR.search(inner, start + PARSE_SLICE_BYTES)
+        end = cut.start() + 1 if cut is not None else len(inner)
+        try:
+            block = np.array(orjson.loads(b"[" + inner[start:end] + b"]"), dtype=np.float64)
+        except (orjson.JSONDecodeError, ValueError, TypeError, OverflowError):
+            return None
+        if block.ndim != 2 or block.shape[1] != model.n_features or not np.isfinite(block).all():
+            return None
+        blocks.append(block)
+        start = cut.end() - 1 if cut is not None else len(inner)
+    if not blocks:
+        return None
+    return portable.PredictInputs(numeric=np.vstack(blocks), categorical=[], complete=True)
+
+
 def _parse_csv(text: str) -> tuple[list[str], list[list[str | None]]]:
     reader = csv.reader(io.StringIO(text))
     try:
@@ -206,7 +281,7 @@ def _parse_csv(text: str) -> tuple[list[str], list[list[str | None]]]:
 def _parse_request(
     model: portable.CompiledModel, content_type: str, body: bytes, limit: int
 ) -> Any:
-    if content_type.startswith("text/csv"):
+    if _is_csv(content_type):
         try:
             header, table = _parse_csv(body.decode("utf-8"))
         except UnicodeDecodeError as exc:
@@ -217,6 +292,12 @@ def _parse_request(
         raise errors.UnsupportedMediaType(
             f"content type {content_type!r} is not supported; send application/json or text/csv"
         )
+    if _rows_at_least(body) > limit:
+        _check_count(_rows_at_least(body), limit)
+    if len(body) > INLINE_PREDICT_BYTES:
+        sliced = _numeric_rows_in_slices(model, body)
+        if sliced is not None:
+            return sliced
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -26,7 +26,13 @@ from service.datasets import storage
 from service.db import Database
 from service.jobs import service as jobs
 from service.ml import fitting
-from service.ml.pipeline import Columns, ColumnTable
+from service.ml.pipeline import (
+    Columns,
+    ColumnTable,
+    check_design_budget,
+    n_rows_of,
+    select_features,
+)
 from service.ml.spec import JobSpec
 from service.models import service as models
 
@@ -152,6 +158,7 @@ def execute(job_id: str, attempt: int, *, db: Database, settings: Settings) -> s
             path = storage.dataset_path(settings, dataset)
             sha256 = dataset.sha256
         columns = _dataset_columns(path, sha256, settings.dataset_cache_bytes)
+        _check_design(columns, spec, settings.max_design_bytes)
         outcome = fitting.fit_job(
             columns,
             spec,
@@ -179,6 +186,21 @@ def execute(job_id: str, attempt: int, *, db: Database, settings: Settings) -> s
     with db.session() as session:
         jobs.fail(session=session, job_id=job_id, attempt=attempt, problem=problem)
     return _status(db, job_id)
+
+
+def _check_design(columns: Columns, spec: JobSpec, budget: int) -> None:
+    """Fail at once when the design matrix would be over ``budget`` bytes (its one-hot
+    columns counted from the data), rather than after building it."""
+    layout = select_features(
+        columns, target=spec.target, features=spec.features, prep=spec.preprocessing
+    )
+    check_design_budget(
+        layout,
+        spec.preprocessing,
+        n_rows=n_rows_of(columns),
+        searched=spec.tuning is not None,
+        budget=budget,
+    )
 
 
 def _status(db: Database, job_id: str) -> str:

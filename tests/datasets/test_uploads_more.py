@@ -49,3 +49,39 @@ def test_raw_file_bodies_upload(client: TestClient, settings: Settings) -> None:
     assert ragged.status_code == 422
     assert client.get("/v1/datasets").json()["total"] == 2
     assert [p.name for p in storage.tmp_dir(settings.data_dir).iterdir()] == []
+
+
+def test_partial_files_are_swept_while_the_service_runs(settings: Settings) -> None:
+    """Not only at start-up: a crashed upload's leftovers go within one sweep interval."""
+    from service.main import create_app
+
+    quick = settings.model_copy(
+        update={"partial_sweep_interval_seconds": 0.05, "partial_file_max_age_seconds": 5.0}
+    )
+    with TestClient(create_app(quick, start_executor=False)):
+        tmp = storage.tmp_dir(settings.data_dir)
+        old, fresh = tmp / "upload-old.part", tmp / "upload-fresh.part"
+        old.write_bytes(b"x" * 1000)
+        fresh.write_bytes(b"y")
+        ten_seconds_ago = time.time() - 10
+        os.utime(old, (ten_seconds_ago, ten_seconds_ago))
+        deadline = time.monotonic() + 5
+        while old.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not old.exists()
+        assert fresh.exists()
+
+
+def test_a_failed_multipart_upload_leaves_no_file(client: TestClient, settings: Settings) -> None:
+    """The temp file goes at once whether the body is refused while read or when parsed."""
+    ragged = client.post(
+        "/v1/datasets", files={"file": ("x.csv", b"a,b\n1,2\n3\n" * 1000, "text/csv")}
+    )
+    assert ragged.status_code == 422
+    assert list(storage.tmp_dir(settings.data_dir).iterdir()) == []
+    garbage = client.post(
+        "/v1/datasets",
+        files={"file": ("x.parquet", b"PAR1" + b"\0" * 5000, "application/x-parquet")},
+    )
+    assert garbage.status_code == 422
+    assert list(storage.tmp_dir(settings.data_dir).iterdir()) == []

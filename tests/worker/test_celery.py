@@ -51,7 +51,7 @@ SLOW_DATA = {
     "noise": 1.0,
     "random_state": 0,
 }
-ENDLESS_FIT = {"type": "l1", "alpha": 1e-7, "tol": 1e-14, "max_iter": 100_000_000}
+ENDLESS_FIT = {"type": "l1", "alpha": 1e-7, "tol": 1e-14, "max_iter": 1_000_000}
 # Several seconds of coordinate descent, then a model.
 SECONDS_FIT = {"type": "l1", "alpha": 1e-7, "tol": 1e-14, "max_iter": 8_000}
 
