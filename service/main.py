@@ -13,9 +13,8 @@ from fastapi.responses import Response
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service import auth, errors, migrate, observability
+from service import auth, errors, guard, migrate, observability
 from service.config import Settings, get_settings
 from service.datasets import routes as dataset_routes
 from service.datasets import storage as dataset_storage
@@ -93,30 +92,6 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(err.problem(), headers=headers)
 
 
-class FormEncodedAsJSON:
-    """Reads an ``application/x-www-form-urlencoded`` body as JSON.
-
-    No route takes form fields, and ``curl -d '{...}'`` sends JSON with that content type
-    unless told otherwise; treating it as JSON beats a puzzling validation error.
-    """
-
-    _FORM = b"application/x-www-form-urlencoded"
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
-            headers = scope["headers"]
-            for i, (name, value) in enumerate(headers):
-                if name == b"content-type" and value.startswith(self._FORM):
-                    headers = list(headers)
-                    headers[i] = (b"content-type", b"application/json")
-                    scope = {**scope, "headers": headers}
-                    break
-        await self.app(scope, receive, send)
-
-
 def create_app(settings: Settings | None = None, *, start_executor: bool = True) -> FastAPI:
     """Build the application. The lifespan opens the database and starts the job executor."""
     settings = settings or get_settings()
@@ -178,7 +153,7 @@ def create_app(settings: Settings | None = None, *, start_executor: bool = True)
     app.include_router(job_routes.router)
     # The middleware added last runs first: every response, a 401 too, gets a request id,
     # is counted and is logged.
-    app.add_middleware(FormEncodedAsJSON)
     auth.install(app, settings)
+    guard.install(app, settings)  # Host, cross-site and content type checks, before auth
     observability.install(app, settings)
     return app

@@ -290,16 +290,24 @@ def test_unknown_ids_are_404(client: TestClient, method: str, path: str) -> None
     assert_problem(getattr(client, method)(path, **kwargs), 404, "missing")
 
 
-def test_curl_default_form_content_type_is_read_as_json(client: TestClient, model_id: str) -> None:
-    """`curl -d '{...}'` sends application/x-www-form-urlencoded; JSON bodies still work."""
+def test_curl_default_form_content_type_is_refused_with_a_hint(
+    client: TestClient, model_id: str
+) -> None:
+    """`curl -d '{...}'` sends application/x-www-form-urlencoded, as a cross-site form does:
+    a 415 that says which header to send, never the body read as JSON."""
     form = {"content-type": "application/x-www-form-urlencoded"}
-    ok = client.post(
+    refused = client.post(
         f"/v1/models/{model_id}/predict", content=b'{"rows": [[1, 2, 3]]}', headers=form
+    )
+    body = assert_problem(refused, 415, "content-type: application/json", "urlencoded")
+    assert body["errors"][0]["loc"] == "header:/content-type"
+    ok = client.post(
+        f"/v1/models/{model_id}/predict",
+        content=b'{"rows": [[1, 2, 3]]}',
+        headers={"content-type": "application/json"},
     )
     assert ok.status_code == 200, ok.text
     assert len(ok.json()["predictions"]) == 1
-    bad = client.post(f"/v1/models/{model_id}/predict", content=b"a=1&b=2", headers=form)
-    assert assert_problem(bad, 400, "JSON")["title"] == "Malformed JSON"
 
 
 @pytest.mark.parametrize("path", ["/v1/jobs", "/v1/models", "/v1/datasets"])
