@@ -222,4 +222,3 @@ class RequestGuard:
 def install(app: FastAPI, settings: Settings) -> None:
     """Add the request guard to ``app`` (call it before the observability middleware)."""
     app.add_middleware(RequestGuard, policy=HostPolicy(settings), routes=route_table(app))
-
