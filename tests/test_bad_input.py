@@ -271,6 +271,30 @@ def test_predict_nan_literal_and_csv_errors(client: TestClient, model_id: str) -
     )
 
 
+CSV_PREDICT_CASES = [
+    ("bare carriage return", b"age,sex\n1\r2,3\n", "/rows/0", "carriage return"),
+    (
+        "field over 131072 characters",
+        b"x0,x1,x2\n1,2,3\n" + b"9" * 131_073 + b",1,2\n",
+        "/rows/1",
+        "131072",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "loc", "needle"), CSV_PREDICT_CASES, ids=[c[0] for c in CSV_PREDICT_CASES]
+)
+def test_unreadable_csv_predictions_name_the_row(
+    client: TestClient, model_id: str, case: str, body: bytes, loc: str, needle: str
+) -> None:
+    response = client.post(
+        f"/v1/models/{model_id}/predict", content=body, headers={"content-type": "text/csv"}
+    )
+    problem = assert_problem(response, 422, needle, f"row {loc.rsplit('/', 1)[1]}")
+    assert problem["errors"][0]["loc"] == loc
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [

@@ -193,13 +193,27 @@ def delete_model(model_id: str, request: Request, session: WriteSession) -> Resp
 
 def _parse_csv(text: str) -> tuple[list[str], list[list[str | None]]]:
     reader = csv.reader(io.StringIO(text))
+    rows: list[list[str | None]] = []
     try:
         header = next(reader)
+        for row in reader:
+            if row:
+                rows.append([cell if cell != "" else None for cell in row])
     except StopIteration as exc:
         raise errors.InvalidInput("the CSV body is empty; send a header line and rows") from exc
-    rows: list[list[str | None]] = [
-        [cell if cell != "" else None for cell in row] for row in reader if row
-    ]
+    except csv.Error as exc:
+        # A field over csv's field size limit (131,072 characters), a bare carriage return
+        # inside a line, a NUL: the row the reader was on, in the /rows/i numbering of the
+        # other cell errors (the header is /header).
+        where = "/header" if reader.line_num <= 1 else f"/rows/{len(rows)}"
+        reason = str(exc)
+        if "new-line character" in reason:
+            reason = "a carriage return or line break inside an unquoted field; quote the field"
+        raise errors.InvalidInput(
+            f"CSV {'header' if where == '/header' else f'row {len(rows)}'} "
+            f"(line {reader.line_num}) cannot be read: {reason}",
+            errors=[errors.field_error(where, reason)],
+        ) from exc
     return header, rows
 
 
