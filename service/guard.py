@@ -18,6 +18,9 @@ preflight, routes read JSON only when it is declared so: a body sent as form-enc
 ``text/plain`` or without a content type is a 415 naming the types the route takes (the
 hint for ``curl -d`` is ``-H 'content-type: application/json'``).
 
+A NUL character in the path or the query string is refused here too (404 / 422) for
+every route: PostgreSQL cannot take one in a text parameter.
+
 One pure ASGI middleware: the prediction hot path pays a scan of its few headers and the
 route table's cached lookup.
 """
@@ -108,6 +111,31 @@ def _body_media_types(route: APIRoute) -> frozenset[str] | None:
     return None
 
 
+def _nul_refusal(scope: Scope) -> errors.RegfitError | None:
+    """A NUL character in the path (404) or the query (422), refused for every route at once.
+
+    No id or name holds one, and PostgreSQL cannot even compare a text with one (the driver
+    raises), so it is answered here instead of by each route.
+    """
+    if "\x00" in scope["path"]:
+        return errors.NotFound(
+            "nothing is found at a path holding a NUL character (%00)",
+            errors=[errors.field_error("path:/", "NUL character")],
+        )
+    query: bytes = scope["query_string"]
+    if b"%00" in query or b"\x00" in query:
+        names = [
+            part.split(b"=", 1)[0].decode("latin-1")
+            for part in query.split(b"&")
+            if b"%00" in part or b"\x00" in part
+        ]
+        return errors.InvalidInput(
+            f"query parameter {names[0]!r} holds a NUL character (%00)",
+            errors=[errors.field_error(f"query:/{name}", "NUL character") for name in names],
+        )
+    return None
+
+
 class RequestGuard:
     """The ``Host`` allow-list (400), the cross-site check (403), JSON content types (415)."""
 
@@ -137,6 +165,8 @@ class RequestGuard:
             elif name == b"transfer-encoding":
                 has_body = True
         refusal = self._refusal(scope, host, origin, fetch_site, content_type, has_body)
+        if refusal is None:
+            refusal = _nul_refusal(scope)
         if refusal is not None:
             await problem_response(refusal.problem())(scope, receive, send)
             return

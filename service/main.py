@@ -11,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service import auth, errors, guard, migrate, observability
@@ -80,6 +80,16 @@ def install_error_handlers(app: FastAPI) -> None:
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc.orig)
         err = errors.ServiceUnavailable("the database is unavailable; retry shortly")
         return problem_response(err.problem(), headers={"Retry-After": "2"})
+
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> Response:
+        # A value the database refuses to store or compare (PostgreSQL: a NUL character in
+        # a text or JSON string, a number out of range): the request's fault, and the
+        # session has rolled back, so nothing was written.
+        log.info("unstorable value on %s %s: %s", request.method, request.url.path, exc.orig)
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "invalid value"
+        err = errors.InvalidInput(f"a value in the request cannot be stored: {reason}")
+        return problem_response(err.problem())
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

@@ -341,3 +341,52 @@ def test_curl_default_form_content_type_is_refused_with_a_hint(
 def test_bad_paging_is_422(client: TestClient, path: str, query: str) -> None:
     problem = assert_problem(client.get(f"{path}?{query}"), 422)
     assert problem["errors"][0]["loc"].startswith("query:/")
+
+
+NUL_CASES = [
+    ("get", "/v1/jobs/job_%00", {}, 404, "path:/"),
+    ("post", "/v1/jobs/job_%00/cancel", {}, 404, "path:/"),
+    ("get", "/v1/datasets/ds_%00", {}, 404, "path:/"),
+    ("get", "/v1/models/m%00", {}, 404, "path:/"),
+    ("delete", "/v1/models/m%00", {}, 404, "path:/"),
+    ("post", "/v1/models/m%00/predict", {"json": {"rows": [[1]]}}, 404, "path:/"),
+    ("get", "/v1/models?limit=5%00", {}, 422, "query:/limit"),
+    (
+        "post",
+        "/v1/datasets?name=a%00b",
+        {"content": b"a,b\n1,2\n", "headers": {"content-type": "text/csv"}},
+        422,
+        "query:/name",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "loc"), NUL_CASES, ids=[c[1] for c in NUL_CASES]
+)
+def test_nul_in_ids_and_queries_is_never_a_500(
+    client: TestClient,
+    settings: Any,
+    method: str,
+    path: str,
+    kwargs: dict[str, Any],
+    status: int,
+    loc: str,
+) -> None:
+    body = assert_problem(getattr(client, method)(path, **kwargs), status, "NUL")
+    assert body["errors"][0]["loc"] == loc
+    nothing_stored(client, settings.data_dir)
+
+
+def test_nul_in_a_body_string_is_a_422_and_nothing_is_stored(
+    client: TestClient, settings: Any, backend: str
+) -> None:
+    response = client.post(
+        "/v1/datasets/synthetic", json={"n_samples": 5, "n_features": 1, "name": "a\u0000b"}
+    )
+    if backend == "postgres":  # PostgreSQL cannot store a NUL in text
+        assert_problem(response, 422, "NUL")
+        nothing_stored(client, settings.data_dir)
+    else:  # SQLite stores the name as it is
+        assert response.status_code == 201, response.text
+        assert response.json()["name"] == "a\u0000b"
