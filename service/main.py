@@ -91,6 +91,19 @@ def install_error_handlers(app: FastAPI) -> None:
         err = errors.InvalidInput(f"a value in the request cannot be stored: {reason}")
         return problem_response(err.problem())
 
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError) -> Response:
+        if not errors.is_disk_full(exc):
+            return await _unexpected(request, exc)
+        # Whatever was being stored has been removed on the way out (temp files, partial
+        # Parquet): the client may retry once space is freed; the service keeps answering.
+        log.warning("disk full on %s %s: %s", request.method, request.url.path, exc)
+        err = errors.InsufficientStorage(
+            "no space left on the server's data disk; nothing was stored (retry when space "
+            "is freed)"
+        )
+        return problem_response(err.problem())
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
