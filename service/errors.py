@@ -115,6 +115,14 @@ class InsufficientStorage(RegfitError):
     title = "Insufficient storage"
 
 
+class ClientClosedRequest(RegfitError):
+    """The client went away before its body ended (nginx's 499, for the logs and metrics)."""
+
+    status = 499
+    slug = "client-closed-request"
+    title = "Client closed request"
+
+
 _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 

@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from sqlalchemy import text
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from service import auth, errors, guard, migrate, observability
 from service.config import Settings, get_settings
@@ -89,6 +90,19 @@ def install_error_handlers(app: FastAPI) -> None:
         log.info("unstorable value on %s %s: %s", request.method, request.url.path, exc.orig)
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "invalid value"
         err = errors.InvalidInput(f"a value in the request cannot be stored: {reason}")
+        return problem_response(err.problem())
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        # The client closed the connection mid-body (an aborted upload): nothing is wrong
+        # here, and whatever it had sent is removed on the way out. One info line, and the
+        # request is counted under nginx's 499 ("client closed request"), not as a 500.
+        log.info(
+            "client disconnected before sending the whole body: %s %s",
+            request.method,
+            request.url.path,
+        )
+        err = errors.ClientClosedRequest("the client closed the connection before the body ended")
         return problem_response(err.problem())
 
     @app.exception_handler(OSError)
