@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-from service import errors
+from service import auth, errors
 from service.db import Database
 from service.models import portable
 from service.models import service as models
@@ -155,16 +155,27 @@ router.add_api_route(
 
 
 @router.get("")
-def list_models(session: ReadSession, page: PageParams) -> dict[str, Any]:
-    """Lists models, newest first."""
+def list_models(request: Request, session: ReadSession, page: PageParams) -> dict[str, Any]:
+    """Lists models, newest first (a predictor key gets each model's predictor view)."""
     items, total = models.list_page(session=session, limit=page.limit, offset=page.offset)
-    return page_body([models.model_body(m) for m in items], total=total, page=page)
+    if auth.is_predictor(request.scope):
+        bodies = [models.predictor_body(m, with_dtypes=False) for m in items]
+    else:
+        bodies = [models.model_body(m) for m in items]
+    return page_body(bodies, total=total, page=page)
 
 
 @router.get("/{model_id}")
-def get_model(model_id: str, session: ReadSession) -> dict[str, Any]:
-    """A model: features, penalty (both notations), coefficients, metrics, tuning."""
-    return models.model_body(models.get(session=session, model_id=model_id))
+def get_model(model_id: str, request: Request, session: ReadSession) -> dict[str, Any]:
+    """A model: features, penalty (both notations), coefficients, metrics, tuning.
+
+    A predictor key gets what prediction needs: features, dtypes, penalty, preprocessing
+    options and metrics (no coefficients, categories or training summaries).
+    """
+    model = models.get(session=session, model_id=model_id)
+    if auth.is_predictor(request.scope):
+        return models.predictor_body(model)
+    return models.model_body(model)
 
 
 @router.get("/{model_id}/export")
