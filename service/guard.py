@@ -123,7 +123,7 @@ def _nul_refusal(scope: Scope) -> errors.RegfitError | None:
             errors=[errors.field_error("path:/", "NUL character")],
         )
     query: bytes = scope["query_string"]
-    if b"%00" in query or b"\x00" in query:
+    if _has_nul(query):
         names = [
             part.split(b"=", 1)[0].decode("latin-1")
             for part in query.split(b"&")
@@ -139,11 +139,16 @@ def _nul_refusal(scope: Scope) -> errors.RegfitError | None:
 class RequestGuard:
     """The ``Host`` allow-list (400), the cross-site check (403), JSON content types (415)."""
 
+    # Verdicts are cached by the raw header values a client sent; bounded, as clients choose.
+    CACHE_SIZE = 1024
+
     def __init__(self, app: ASGIApp, *, policy: HostPolicy, routes: RouteTable) -> None:
         self.app = app
         self.policy = policy
         self.routes = routes
-        self._media: dict[str, frozenset[str] | None] = {}
+        self._media: dict[tuple[str, str], frozenset[str] | None] = {}
+        self._hosts: dict[bytes | None, bool] = {}
+        self._content: dict[tuple[str, str, bytes | None], errors.RegfitError | None] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -153,84 +158,86 @@ class RequestGuard:
         has_body = False
         for name, value in scope["headers"]:
             if name == b"host":
-                host = value.decode("latin-1")
-            elif name == b"origin":
-                origin = value.decode("latin-1")
-            elif name == b"sec-fetch-site":
-                fetch_site = value.decode("latin-1").lower()
+                host = value
             elif name == b"content-type":
-                content_type = value.decode("latin-1")
+                content_type = value
             elif name == b"content-length":
                 has_body = value.strip() not in (b"0", b"")
+            elif name == b"origin":
+                origin = value
+            elif name == b"sec-fetch-site":
+                fetch_site = value
             elif name == b"transfer-encoding":
                 has_body = True
-        refusal = self._refusal(scope, host, origin, fetch_site, content_type, has_body)
-        if refusal is None:
+        refusal: errors.RegfitError | None = None
+        if not self._host_allowed(host):
+            refusal = errors.RegfitError(
+                f"host {_text(host)!r} is not served here; list it in REGFIT_ALLOWED_HOSTS "
+                "to serve it (a guard against DNS rebinding)",
+                errors=[errors.field_error("header:/host", "not an allowed host")],
+            )
+        elif scope["method"] in STATE_CHANGING:
+            refusal = self._cross_site(scope["method"], host, origin, fetch_site)
+            if refusal is None and has_body and scope["method"] != "DELETE":
+                refusal = self._content_refusal(scope, content_type)
+        if refusal is None and ("\x00" in scope["path"] or _has_nul(scope["query_string"])):
             refusal = _nul_refusal(scope)
         if refusal is not None:
             await problem_response(refusal.problem())(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
-    def _refusal(
-        self,
-        scope: Scope,
-        host: str | None,
-        origin: str | None,
-        fetch_site: str | None,
-        content_type: str | None,
-        has_body: bool,
+    def _host_allowed(self, host: bytes | None) -> bool:
+        try:
+            return self._hosts[host]
+        except KeyError:
+            pass
+        allowed = self.policy.any_host or (
+            host is not None and self.policy.host_allowed(host_of(_text(host)))
+        )
+        if len(self._hosts) >= self.CACHE_SIZE:
+            self._hosts.clear()
+        self._hosts[host] = allowed
+        return allowed
+
+    def _cross_site(
+        self, method: str, host: bytes | None, origin: bytes | None, fetch_site: bytes | None
     ) -> errors.RegfitError | None:
         policy = self.policy
-        if not policy.any_host and (host is None or not policy.host_allowed(host_of(host))):
-            return errors.RegfitError(
-                f"host {host!r} is not served here; list it in REGFIT_ALLOWED_HOSTS "
-                "to serve it (a guard against DNS rebinding)",
-                errors=[errors.field_error("header:/host", "not an allowed host")],
-            )
-        method = scope["method"]
-        if method not in STATE_CHANGING:
-            return None
         if origin is not None:
-            if not policy.origin_allowed(origin, (host or "").strip().lower()):
-                return errors.Forbidden(
-                    f"cross-origin {method} from {origin!r} refused; list the origin in "
-                    "REGFIT_ALLOWED_ORIGINS to allow it",
-                    errors=[errors.field_error("header:/origin", "origin not allowed")],
-                )
-        elif fetch_site == "cross-site" and not policy.any_origin:
+            if policy.origin_allowed(_text(origin), _text(host).strip().lower()):
+                return None
+            return errors.Forbidden(
+                f"cross-origin {method} from {_text(origin)!r} refused; list the origin in "
+                "REGFIT_ALLOWED_ORIGINS to allow it",
+                errors=[errors.field_error("header:/origin", "origin not allowed")],
+            )
+        if fetch_site is not None and fetch_site.lower() == b"cross-site" and not policy.any_origin:
             return errors.Forbidden(
                 f"cross-site {method} refused (Sec-Fetch-Site: cross-site, no Origin)",
                 errors=[errors.field_error("header:/sec-fetch-site", "cross-site request")],
             )
-        if not has_body or method == "DELETE":
-            return None
-        accepted = self._accepted(scope)
-        if accepted is None:
-            return None
-        media = (content_type or "").split(";", 1)[0].strip().lower()
-        if media in accepted or (JSON in accepted and media.endswith("+json")):
-            return None
-        if media and not media.startswith(_NOT_JSON) and JSON not in accepted:
-            return None  # the route answers an unknown type itself
-        hint = (
-            "; send the JSON body with 'content-type: application/json' "
-            "(curl: -H 'content-type: application/json')"
-            if JSON in accepted
-            else ""
-        )
-        return errors.UnsupportedMediaType(
-            f"content type {media or 'none'!r} is not accepted here; the body must be "
-            f"{' or '.join(sorted(accepted))}{hint}",
-            errors=[errors.field_error("header:/content-type", "unsupported content type")],
-            accepted=sorted(accepted),
-        )
+        return None
 
-    def _accepted(self, scope: Scope) -> frozenset[str] | None:
+    def _content_refusal(
+        self, scope: Scope, content_type: bytes | None
+    ) -> errors.RegfitError | None:
         entry = self.routes.resolve(scope)
         if entry is None:
             return None  # a 404/405 follows
-        key = f"{scope['method']} {entry.template}"
+        key = (scope["method"], entry.template, content_type)
+        try:
+            return self._content[key]
+        except KeyError:
+            pass
+        refusal = _media_refusal(self._accepted(scope["method"], entry.template), content_type)
+        if len(self._content) >= self.CACHE_SIZE:
+            self._content.clear()
+        self._content[key] = refusal
+        return refusal
+
+    def _accepted(self, method: str, template: str) -> frozenset[str] | None:
+        key = (method, template)
         try:
             return self._media[key]
         except KeyError:
@@ -240,13 +247,46 @@ class RequestGuard:
             route = context.original_route
             if (
                 isinstance(route, APIRoute)
-                and context.path_format == entry.template
-                and scope["method"] in (route.methods or ())
+                and context.path_format == template
+                and method in (route.methods or ())
             ):
                 found = _body_media_types(route)
                 break
         self._media[key] = found
         return found
+
+
+def _text(value: bytes | None) -> str:
+    return value.decode("latin-1") if value is not None else ""
+
+
+def _has_nul(query: bytes) -> bool:
+    return b"%00" in query or b"\x00" in query
+
+
+def _media_refusal(
+    accepted: frozenset[str] | None, content_type: bytes | None
+) -> errors.RegfitError | None:
+    """The 415 for a body of ``content_type`` to a route taking ``accepted``, or None."""
+    if accepted is None:
+        return None  # the route checks its own types
+    media = _text(content_type).split(";", 1)[0].strip().lower()
+    if media in accepted or (JSON in accepted and media.endswith("+json")):
+        return None
+    if media and not media.startswith(_NOT_JSON) and JSON not in accepted:
+        return None  # the route answers an unknown type itself
+    hint = (
+        "; send the JSON body with 'content-type: application/json' "
+        "(curl: -H 'content-type: application/json')"
+        if JSON in accepted
+        else ""
+    )
+    return errors.UnsupportedMediaType(
+        f"content type {media or 'none'!r} is not accepted here; the body must be "
+        f"{' or '.join(sorted(accepted))}{hint}",
+        errors=[errors.field_error("header:/content-type", "unsupported content type")],
+        accepted=sorted(accepted),
+    )
 
 
 def install(app: FastAPI, settings: Settings) -> None:
