@@ -1,11 +1,12 @@
 """API keys with roles, and the one table saying which role may call which route.
 
 Roles: ``admin`` (everything), ``trainer`` (datasets, jobs, models) and ``predictor``
-(read models and predict). A key is sent as ``Authorization: Bearer <key>`` or
-``X-API-Key: <key>``. Keys come from ``REGFIT_API_KEYS`` (``role:key`` pairs) or from
-``regfit keys create``, which stores only the key's SHA-256: keys made here are random
-32-byte tokens, so a slow password hash would add latency to every cache miss without
-adding safety (nobody brute-forces 256 random bits). Digests are compared with
+(predict, and read what prediction needs of a model: no coefficients, no category
+vocabularies, no training summaries, no export or path). A key is sent as
+``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. Keys come from ``REGFIT_API_KEYS``
+(``role:key`` pairs) or from ``regfit keys create``, which stores only the key's SHA-256:
+keys made here are random 32-byte tokens, so a slow password hash would add latency to every
+cache miss without adding safety (nobody brute-forces 256 random bits). Digests are compared with
 ``hmac.compare_digest``; a database lookup goes through the unique index on the digest,
 whose timing can reveal at most bits of a SHA-256, never of the key.
 
@@ -82,11 +83,17 @@ ROUTE_ROLES: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("POST", "/v1/jobs/{}/cancel"): TRAINERS,
     ("GET", "/v1/models"): PREDICTORS,
     ("GET", "/v1/models/{}"): PREDICTORS,
-    ("GET", "/v1/models/{}/export"): PREDICTORS,
-    ("GET", "/v1/models/{}/path"): PREDICTORS,  # reads the model, like GET /v1/models/{}
+    # A predictor reads what prediction needs (models.service.predictor_body); the export,
+    # the path and the full body carry the one-hot category vocabularies of the training
+    # data, which are the trainers'.
+    ("GET", "/v1/models/{}/export"): TRAINERS,
+    ("GET", "/v1/models/{}/path"): TRAINERS,
     ("POST", "/v1/models/{}/predict"): PREDICTORS,
     ("DELETE", "/v1/models/{}"): TRAINERS,
 }
+
+# Where the middleware leaves the caller's role for the routes (absent while the API is open).
+ROLE_SCOPE_KEY: Final = "regfit.role"
 
 _PARAM = re.compile(r"\{[^}]*\}")
 _KEY_CACHE_SIZE = 10_000
@@ -102,6 +109,11 @@ def roles_for(method: str, path_template: str) -> frozenset[str]:
     """The roles that may call a route; admin only when the route is not listed."""
     method = "GET" if method == "HEAD" else method
     return ROUTE_ROLES.get((method, normalize_template(path_template)), ADMINS)
+
+
+def is_predictor(scope: Scope) -> bool:
+    """Whether the request was made with a predictor key (its views are reduced)."""
+    return scope.get(ROLE_SCOPE_KEY) == PREDICTOR
 
 
 def hash_key(key: str) -> str:
@@ -294,6 +306,7 @@ class AuthMiddleware:
             await problem_response(refusal.problem(), headers=headers)(scope, receive, send)
             return
         scope["regfit.key"] = principal.key_id
+        scope[ROLE_SCOPE_KEY] = principal.role
         if route is not None and roles is not None and principal.role not in roles:
             allowed = [r for r in ROLES if r in roles]
             forbidden = errors.Forbidden(

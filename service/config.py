@@ -88,6 +88,13 @@ class Settings(BaseSettings):
     # Verified keys are cached this long, so a revocation takes effect within it.
     api_key_cache_seconds: float = Field(default=30.0, ge=0)
 
+    # Host headers served besides the loopback names and the bound address (comma-separated;
+    # "*.example.com" matches subdomains, "*" any host): a guard against DNS rebinding.
+    allowed_hosts: str = ""
+    # Origins whose pages may send state-changing requests (comma-separated
+    # "https://app.example.com"; "*" any). Other cross-site POST/PUT/PATCH/DELETE get 403.
+    allowed_origins: str = ""
+
     log_level: str = "info"
     log_json: bool = True
     access_log: bool = True  # one JSON line per request (turn off for the highest predict rates)

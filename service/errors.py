@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
@@ -123,6 +124,32 @@ class ServiceUnavailable(RegfitError):
     status = 503
     slug = "service-unavailable"
     title = "Service unavailable"
+
+
+class InsufficientStorage(RegfitError):
+    """The disk (or quota) holding the data directory is full: nothing was stored."""
+
+    status = 507
+    slug = "insufficient-storage"
+    title = "Insufficient storage"
+
+
+class ClientClosedRequest(RegfitError):
+    """The client went away before its body ended (nginx's 499, for the logs and metrics)."""
+
+    status = 499
+    slug = "client-closed-request"
+    title = "Client closed request"
+
+
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk or the quota is full (pyarrow keeps only the message)."""
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL_ERRNOS:
+        return True
+    return "No space left on device" in str(exc) or "Disk quota exceeded" in str(exc)
 
 
 class FitError(RegfitError):

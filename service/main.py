@@ -15,11 +15,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.requests import ClientDisconnect
 
-from service import auth, errors, migrate, observability
+from service import auth, errors, guard, migrate, observability
 from service.body_limit import BodyLimitMiddleware
 from service.config import Settings, get_settings
 from service.datasets import routes as dataset_routes
@@ -87,6 +87,42 @@ def install_error_handlers(app: FastAPI) -> None:
         err = errors.ServiceUnavailable("the database is unavailable; retry shortly")
         return problem_response(err.problem(), headers={"Retry-After": "2"})
 
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, exc: DataError) -> Response:
+        # A value the database refuses to store or compare (PostgreSQL: a NUL character in
+        # a text or JSON string, a number out of range): the request's fault, and the
+        # session has rolled back, so nothing was written.
+        log.info("unstorable value on %s %s: %s", request.method, request.url.path, exc.orig)
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "invalid value"
+        err = errors.InvalidInput(f"a value in the request cannot be stored: {reason}")
+        return problem_response(err.problem())
+
+    @app.exception_handler(ClientDisconnect)
+    async def _client_gone(request: Request, exc: ClientDisconnect) -> Response:
+        # The client closed the connection mid-body (an aborted upload): nothing is wrong
+        # here, and whatever it had sent is removed on the way out. One info line, and the
+        # request is counted under nginx's 499 ("client closed request"), not as a 500.
+        log.info(
+            "client disconnected before sending the whole body: %s %s",
+            request.method,
+            request.url.path,
+        )
+        err = errors.ClientClosedRequest("the client closed the connection before the body ended")
+        return problem_response(err.problem())
+
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError) -> Response:
+        if not errors.is_disk_full(exc):
+            return await _unexpected(request, exc)
+        # Whatever was being stored has been removed on the way out (temp files, partial
+        # Parquet): the client may retry once space is freed; the service keeps answering.
+        log.warning("disk full on %s %s: %s", request.method, request.url.path, exc)
+        err = errors.InsufficientStorage(
+            "no space left on the server's data disk; nothing was stored (retry when space "
+            "is freed)"
+        )
+        return problem_response(err.problem())
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
@@ -117,30 +153,6 @@ async def sweep_partial_files_forever(settings: Settings) -> None:
             continue
         if removed:
             log.info("swept %d partial upload file(s)", removed)
-
-
-class FormEncodedAsJSON:
-    """Reads an ``application/x-www-form-urlencoded`` body as JSON.
-
-    No route takes form fields, and ``curl -d '{...}'`` sends JSON with that content type
-    unless told otherwise; treating it as JSON beats a puzzling validation error.
-    """
-
-    _FORM = b"application/x-www-form-urlencoded"
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
-            headers = scope["headers"]
-            for i, (name, value) in enumerate(headers):
-                if name == b"content-type" and value.startswith(self._FORM):
-                    headers = list(headers)
-                    headers[i] = (b"content-type", b"application/json")
-                    scope = {**scope, "headers": headers}
-                    break
-        await self.app(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, start_executor: bool = True) -> FastAPI:
@@ -210,9 +222,9 @@ def create_app(settings: Settings | None = None, *, start_executor: bool = True)
     app.include_router(job_routes.router)
     # The middleware added last runs first: every response, a 401 too, gets a request id,
     # is counted and is logged.
-    app.add_middleware(FormEncodedAsJSON)
     # Inside authentication: a caller without a key learns nothing about the limits.
     app.add_middleware(BodyLimitMiddleware, settings=settings)
     auth.install(app, settings)
+    guard.install(app, settings)  # Host, cross-site and content type checks, before auth
     observability.install(app, settings)
     return app

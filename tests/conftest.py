@@ -23,6 +23,10 @@ from service import migrate
 from service.config import Settings
 from service.db import Database
 
+# Starlette's TestClient sends ``Host: testserver``; the request guard (service/guard.py)
+# serves only allowed hosts. Tests of the guard itself pass their own allow-list.
+os.environ.setdefault("REGFIT_ALLOWED_HOSTS", "testserver")
+
 
 def services_required() -> bool:
     return os.environ.get("REGFIT_REQUIRE_SERVICES") == "1"

@@ -136,13 +136,12 @@ def test_role_matrix_covers_every_route_and_caller(auth_client: TestClient) -> N
 
 
 def test_role_table_matches_the_contract() -> None:
-    """The issue's matrix, spelled out: predictor reads models and predicts, and no more."""
+    """The issue's matrix, spelled out: predictor reads models (its reduced view) and
+    predicts, and no more; the export and the path carry the training data's categories."""
     predictor = {k for k, roles in auth.ROUTE_ROLES.items() if "predictor" in roles}
     assert predictor == {
         ("GET", "/v1/models"),
         ("GET", "/v1/models/{}"),
-        ("GET", "/v1/models/{}/export"),
-        ("GET", "/v1/models/{}/path"),
         ("POST", "/v1/models/{}/predict"),
     }
     for (_method, path), roles in auth.ROUTE_ROLES.items():
@@ -150,6 +149,67 @@ def test_role_table_matches_the_contract() -> None:
             assert {"admin", "trainer"} <= roles, path
     assert auth.ROUTE_ROLES[("GET", "/metrics")] == {"admin"}
     assert auth.roles_for("GET", "/v1/unlisted/{x}") == {"admin"}  # fail closed
+
+
+PREDICTOR_VIEW = {
+    "id", "name", "target", "task", "created_at", "features", "dtypes", "penalty",
+    "preprocessing", "metrics",
+}  # fmt: skip
+
+
+def test_a_predictor_sees_what_prediction_needs_and_no_category(auth_settings: Settings) -> None:
+    """No one-hot vocabulary, coefficient, training summary or export for a predictor key."""
+    trainer, predictor = headers_for(KEYS["trainer"]), headers_for(KEYS["predictor"])
+    with TestClient(create_app(auth_settings)) as client:
+        rows = [["Paris", 1.0, 2.0], ["Rome", 2.0, 3.5], ["Oslo", 3.0, 5.0], ["Paris", 4.0, 4.5]]
+        dataset = client.post(
+            "/v1/datasets", json={"columns": ["city", "x", "y"], "rows": rows}, headers=trainer
+        ).json()
+        job = client.post(
+            "/v1/jobs",
+            json={"dataset_id": dataset["id"], "target": "y", "penalty": {"type": "l2"},
+                  "split": {"test_size": 0}},
+            headers=trainer,
+        ).json()  # fmt: skip
+        deadline = time.monotonic() + 60
+        while (done := client.get(f"/v1/jobs/{job['id']}", headers=trainer).json())[
+            "status"
+        ] not in ("succeeded", "failed"):
+            assert time.monotonic() < deadline, done
+            time.sleep(0.05)
+        assert done["status"] == "succeeded", done
+        model_id = done["model_id"]
+
+        full = client.get(f"/v1/models/{model_id}", headers=trainer)
+        assert "city=Paris" in full.json()["coefficients"]["original"]
+        assert client.get(f"/v1/models/{model_id}/export", headers=trainer).status_code == 200
+        assert client.get(f"/v1/models/{model_id}/path", headers=trainer).status_code == 200
+
+        view = client.get(f"/v1/models/{model_id}", headers=predictor)
+        assert view.status_code == 200
+        body = view.json()
+        assert set(body) == PREDICTOR_VIEW
+        assert body["features"] == ["city", "x"]
+        assert body["dtypes"] == {"city": "string", "x": "float64"}
+        assert body["task"] == "regression" and body["penalty"]["type"] == "l2"
+        assert body["metrics"] == full.json()["metrics"]
+        listed = client.get("/v1/models", headers=predictor).json()["items"]
+        assert [item["id"] for item in listed] == [model_id]
+        assert set(listed[0]) == PREDICTOR_VIEW - {"dtypes"}
+        for text in (view.text, client.get("/v1/models", headers=predictor).text):
+            for category in ("Paris", "Rome", "Oslo"):
+                assert category not in text
+            assert dataset["id"] not in text and job["id"] not in text
+        for route in ("export", "path"):
+            refused = client.get(f"/v1/models/{model_id}/{route}", headers=predictor)
+            assert refused.status_code == 403 and refused.json()["role"] == "predictor"
+        predicted = client.post(
+            f"/v1/models/{model_id}/predict",
+            json={"records": [{"city": "Rome", "x": 2.0}]},
+            headers=predictor,
+        )
+        assert predicted.status_code == 200, predicted.text
+        assert len(predicted.json()["predictions"]) == 1
 
 
 def test_unknown_route_is_401_without_key_and_404_with_any_key(auth_client: TestClient) -> None:

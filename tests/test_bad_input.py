@@ -271,6 +271,30 @@ def test_predict_nan_literal_and_csv_errors(client: TestClient, model_id: str) -
     )
 
 
+CSV_PREDICT_CASES = [
+    ("bare carriage return", b"age,sex\n1\r2,3\n", "/rows/0", "carriage return"),
+    (
+        "field over 131072 characters",
+        b"x0,x1,x2\n1,2,3\n" + b"9" * 131_073 + b",1,2\n",
+        "/rows/1",
+        "131072",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "body", "loc", "needle"), CSV_PREDICT_CASES, ids=[c[0] for c in CSV_PREDICT_CASES]
+)
+def test_unreadable_csv_predictions_name_the_row(
+    client: TestClient, model_id: str, case: str, body: bytes, loc: str, needle: str
+) -> None:
+    response = client.post(
+        f"/v1/models/{model_id}/predict", content=body, headers={"content-type": "text/csv"}
+    )
+    problem = assert_problem(response, 422, needle, f"row {loc.rsplit('/', 1)[1]}")
+    assert problem["errors"][0]["loc"] == loc
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [
@@ -290,16 +314,24 @@ def test_unknown_ids_are_404(client: TestClient, method: str, path: str) -> None
     assert_problem(getattr(client, method)(path, **kwargs), 404, "missing")
 
 
-def test_curl_default_form_content_type_is_read_as_json(client: TestClient, model_id: str) -> None:
-    """`curl -d '{...}'` sends application/x-www-form-urlencoded; JSON bodies still work."""
+def test_curl_default_form_content_type_is_refused_with_a_hint(
+    client: TestClient, model_id: str
+) -> None:
+    """`curl -d '{...}'` sends application/x-www-form-urlencoded, as a cross-site form does:
+    a 415 that says which header to send, never the body read as JSON."""
     form = {"content-type": "application/x-www-form-urlencoded"}
-    ok = client.post(
+    refused = client.post(
         f"/v1/models/{model_id}/predict", content=b'{"rows": [[1, 2, 3]]}', headers=form
+    )
+    body = assert_problem(refused, 415, "content-type: application/json", "urlencoded")
+    assert body["errors"][0]["loc"] == "header:/content-type"
+    ok = client.post(
+        f"/v1/models/{model_id}/predict",
+        content=b'{"rows": [[1, 2, 3]]}',
+        headers={"content-type": "application/json"},
     )
     assert ok.status_code == 200, ok.text
     assert len(ok.json()["predictions"]) == 1
-    bad = client.post(f"/v1/models/{model_id}/predict", content=b"a=1&b=2", headers=form)
-    assert assert_problem(bad, 400, "JSON")["title"] == "Malformed JSON"
 
 
 @pytest.mark.parametrize("path", ["/v1/jobs", "/v1/models", "/v1/datasets"])
@@ -309,3 +341,52 @@ def test_curl_default_form_content_type_is_read_as_json(client: TestClient, mode
 def test_bad_paging_is_422(client: TestClient, path: str, query: str) -> None:
     problem = assert_problem(client.get(f"{path}?{query}"), 422)
     assert problem["errors"][0]["loc"].startswith("query:/")
+
+
+NUL_CASES = [
+    ("get", "/v1/jobs/job_%00", {}, 404, "path:/"),
+    ("post", "/v1/jobs/job_%00/cancel", {}, 404, "path:/"),
+    ("get", "/v1/datasets/ds_%00", {}, 404, "path:/"),
+    ("get", "/v1/models/m%00", {}, 404, "path:/"),
+    ("delete", "/v1/models/m%00", {}, 404, "path:/"),
+    ("post", "/v1/models/m%00/predict", {"json": {"rows": [[1]]}}, 404, "path:/"),
+    ("get", "/v1/models?limit=5%00", {}, 422, "query:/limit"),
+    (
+        "post",
+        "/v1/datasets?name=a%00b",
+        {"content": b"a,b\n1,2\n", "headers": {"content-type": "text/csv"}},
+        422,
+        "query:/name",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "loc"), NUL_CASES, ids=[c[1] for c in NUL_CASES]
+)
+def test_nul_in_ids_and_queries_is_never_a_500(
+    client: TestClient,
+    settings: Any,
+    method: str,
+    path: str,
+    kwargs: dict[str, Any],
+    status: int,
+    loc: str,
+) -> None:
+    body = assert_problem(getattr(client, method)(path, **kwargs), status, "NUL")
+    assert body["errors"][0]["loc"] == loc
+    nothing_stored(client, settings.data_dir)
+
+
+def test_nul_in_a_body_string_is_a_422_and_nothing_is_stored(
+    client: TestClient, settings: Any, backend: str
+) -> None:
+    response = client.post(
+        "/v1/datasets/synthetic", json={"n_samples": 5, "n_features": 1, "name": "a\u0000b"}
+    )
+    if backend == "postgres":  # PostgreSQL cannot store a NUL in text
+        assert_problem(response, 422, "NUL")
+        nothing_stored(client, settings.data_dir)
+    else:  # SQLite stores the name as it is
+        assert response.status_code == 201, response.text
+        assert response.json()["name"] == "a\u0000b"

@@ -223,6 +223,8 @@ def create_synthetic(*, session: Session, settings: Settings, spec: SyntheticSpe
         X, y = make_regression(**spec.make_regression_params())
     except ValueError as exc:  # sklearn's own parameter checks
         raise InvalidInput(str(exc), errors=[field_error("/", str(exc))]) from exc
+    # make_regression squeezes y, so one sample gives a 0-d target: back to one row.
+    y = np.atleast_1d(y)
     columns_first = np.ascontiguousarray(X.T)
     arrays = [pa.array(column) for column in columns_first] + [pa.array(y)]
     names = [f"x{j}" for j in range(X.shape[1])] + ["y"]

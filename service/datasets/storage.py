@@ -52,11 +52,13 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from service.errors import (
+    InsufficientStorage,
     InvalidInput,
     NotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
     field_error,
+    is_disk_full,
 )
 
 if TYPE_CHECKING:
@@ -1102,6 +1104,11 @@ def _ingest_parquet(
                 limits=limits,
             )
         except (pa.ArrowException, OSError) as exc:
+            if is_disk_full(exc):  # writing the converted file failed, not reading the upload
+                raise InsufficientStorage(
+                    "no space left on the server's data disk while storing the Parquet "
+                    "upload; nothing was stored (retry when space is freed)"
+                ) from exc
             raise InvalidInput(
                 f"not a valid Parquet file: {exc}",
                 errors=[field_error("/file", "the Parquet file is corrupt")],

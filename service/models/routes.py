@@ -16,7 +16,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-from service import errors
+from service import auth, errors
 from service.db import Database
 from service.models import portable
 from service.models import service as models
@@ -164,16 +164,27 @@ router.add_api_route(
 
 
 @router.get("")
-def list_models(session: ReadSession, page: PageParams) -> dict[str, Any]:
-    """Lists models, newest first."""
+def list_models(request: Request, session: ReadSession, page: PageParams) -> dict[str, Any]:
+    """Lists models, newest first (a predictor key gets each model's predictor view)."""
     items, total = models.list_page(session=session, limit=page.limit, offset=page.offset)
-    return page_body([models.model_body(m) for m in items], total=total, page=page)
+    if auth.is_predictor(request.scope):
+        bodies = [models.predictor_body(m, with_dtypes=False) for m in items]
+    else:
+        bodies = [models.model_body(m) for m in items]
+    return page_body(bodies, total=total, page=page)
 
 
 @router.get("/{model_id}")
-def get_model(model_id: str, session: ReadSession) -> dict[str, Any]:
-    """A model: features, penalty (both notations), coefficients, metrics, tuning."""
-    return models.model_body(models.get(session=session, model_id=model_id))
+def get_model(model_id: str, request: Request, session: ReadSession) -> dict[str, Any]:
+    """A model: features, penalty (both notations), coefficients, metrics, tuning.
+
+    A predictor key gets what prediction needs: features, dtypes, penalty, preprocessing
+    options and metrics (no coefficients, categories or training summaries).
+    """
+    model = models.get(session=session, model_id=model_id)
+    if auth.is_predictor(request.scope):
+        return models.predictor_body(model)
+    return models.model_body(model)
 
 
 @router.get("/{model_id}/export")
@@ -268,13 +279,27 @@ def _numeric_rows_in_slices(model: portable.CompiledModel, body: bytes) -> Any:
 
 def _parse_csv(text: str) -> tuple[list[str], list[list[str | None]]]:
     reader = csv.reader(io.StringIO(text))
+    rows: list[list[str | None]] = []
     try:
         header = next(reader)
+        for row in reader:
+            if row:
+                rows.append([cell if cell != "" else None for cell in row])
     except StopIteration as exc:
         raise errors.InvalidInput("the CSV body is empty; send a header line and rows") from exc
-    rows: list[list[str | None]] = [
-        [cell if cell != "" else None for cell in row] for row in reader if row
-    ]
+    except csv.Error as exc:
+        # A field over csv's field size limit (131,072 characters), a bare carriage return
+        # inside a line, a NUL: the row the reader was on, in the /rows/i numbering of the
+        # other cell errors (the header is /header).
+        where = "/header" if reader.line_num <= 1 else f"/rows/{len(rows)}"
+        reason = str(exc)
+        if "new-line character" in reason:
+            reason = "a carriage return or line break inside an unquoted field; quote the field"
+        raise errors.InvalidInput(
+            f"CSV {'header' if where == '/header' else f'row {len(rows)}'} "
+            f"(line {reader.line_num}) cannot be read: {reason}",
+            errors=[errors.field_error(where, reason)],
+        ) from exc
     return header, rows
 
 

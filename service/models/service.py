@@ -18,6 +18,8 @@ from service.tables import Job, Model
 
 # Summary parts with a route of their own, left out of the model body.
 SEPARATE_SUMMARY_KEYS = frozenset({"path"})
+# What a predictor key sees of a model (see predictor_body).
+PREDICTOR_SUMMARY_KEYS = ("features", "penalty", "preprocessing", "metrics")
 
 
 def new_id() -> str:
@@ -112,4 +114,28 @@ def model_body(model: Model) -> dict[str, Any]:
         # The path (alphas × features) is large; GET /v1/models/{id}/path serves it.
         if key not in SEPARATE_SUMMARY_KEYS:
             body.setdefault(key, value)
+    return body
+
+
+def predictor_body(model: Model, *, with_dtypes: bool = True) -> dict[str, Any]:
+    """What a predictor key reads of a model: what prediction needs, nothing of the data.
+
+    The feature names in prediction order and their dtypes, the penalty, the preprocessing
+    options (whether a null is imputed) and the metrics. Left out: coefficients, intercept
+    and ``feature_names_out`` (one-hot names such as ``city=Paris`` spell out the training
+    data's categories), tuning, split, warnings, and the job and dataset ids. ``dtypes``
+    comes from the portable document, so lists leave it to the single-model route.
+    """
+    body: dict[str, Any] = {
+        "id": model.id,
+        "name": model.name,
+        "target": model.target,
+        "task": "regression",
+        "created_at": model.created_at,
+    }
+    for key in PREDICTOR_SUMMARY_KEYS:
+        body[key] = model.summary.get(key)
+    if with_dtypes:
+        features = orjson.loads(model.portable)["features"]
+        body["dtypes"] = {f["name"]: f.get("dtype") for f in features}
     return body

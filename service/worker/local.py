@@ -9,11 +9,18 @@ millisecond instead of paying a process start, a new engine and cold SQL compila
 (about 0.2 s of every small job when each job had its own process).
 
 Worker processes come from a fork server that has already imported scikit-learn, and they
-die with the API process (``PR_SET_PDEATHSIG``), so a killed API leaves no orphan writing
-results. Cancelling or timing out a job terminates its worker process (the only way to stop
-a fit in native code); a new worker takes its place, as it does for a worker that died or
-that has run ``REGFIT_WORKER_MAX_JOBS`` jobs (which bounds what a long-lived process can
-accumulate, as Celery's ``worker_max_tasks_per_child`` does).
+die with the API process, so a killed API leaves no orphan writing results. Two mechanisms,
+either of which suffices: each worker watches a *lifeline* pipe whose write end only the API
+holds (end of file: the API is gone, the worker kills itself), and each worker gives up its
+inherited copy of the fork server's "alive" pipe, so the fork server exits once the API has
+and the kernel's ``PR_SET_PDEATHSIG`` (set in the worker, whose parent is the fork server)
+kills the worker without the interpreter's help. A worker also enforces the job's time limit
+itself (a ``SIGALRM`` left at its default action ends the process even inside native code),
+so no attempt outlives its limit even when the API cannot stop it. Cancelling or timing out
+a job terminates its worker process (the only way to stop a fit in native code); a new worker
+takes its place, as it does for a worker that died or that has run ``REGFIT_WORKER_MAX_JOBS``
+jobs (which bounds what a long-lived process can accumulate, as Celery's
+``worker_max_tasks_per_child`` does).
 """
 
 from __future__ import annotations
@@ -48,6 +55,9 @@ TERMINATE_GRACE_SECONDS = 2.0
 # latency would track the training load (benchmarks/README.md, "Predictions under load").
 WORKER_NICENESS = 10
 RECOVERY_INTERVAL_SECONDS = 5.0
+# A worker ends itself this long after its job's deadline, should the dispatcher not have
+# stopped it (the runner refuses to record a success after the deadline in any case).
+WORKER_DEADLINE_GRACE_SECONDS = 1.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -57,19 +67,69 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def worker_main(conn: Connection, settings_json: str) -> None:
+def _release_fork_server() -> None:
+    """Close this worker's copy of the fork server's "alive" pipe.
+
+    The fork server exits when every holder of that pipe's write end has closed it, and
+    multiprocessing hands a copy to each process it forks: while any worker lived, the fork
+    server (the parent ``PR_SET_PDEATHSIG`` watches) outlived a killed API, and so did the
+    workers. A worker starts no processes of its own, so it needs no copy.
+    """
+    server = multiprocessing.forkserver._forkserver
+    fd = getattr(server, "_forkserver_alive_fd", None)
+    if fd is not None:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+        setattr(server, "_forkserver_alive_fd", None)  # noqa: B010 - private, not typed
+
+
+def _watch_lifeline(lifeline: Connection) -> None:
+    """Kill this process as soon as the API process is gone (its lifeline reads end of file).
+
+    The API never writes to the pipe; only the API holds its write end, so end of file
+    means the API has exited, however it died. Waiting in ``recv_bytes`` releases the GIL.
+    """
+
+    def watch() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            while True:
+                lifeline.recv_bytes()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="regfit-lifeline", daemon=True).start()
+
+
+def _arm_deadline(deadline: float | None) -> None:
+    """End this process at ``deadline`` (wall clock) plus a grace, or disarm (``None``).
+
+    ``SIGALRM`` is left at its default action, so the kernel ends the process even while a
+    fit holds the GIL in native code; the dispatcher, when alive, stops the job first.
+    """
+    if deadline is None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        return
+    remaining = max(deadline - time.time(), 0.0)
+    signal.setitimer(signal.ITIMER_REAL, remaining + WORKER_DEADLINE_GRACE_SECONDS)
+
+
+def worker_main(conn: Connection, settings_json: str, lifeline: Connection | None = None) -> None:
     """Entry point of a local worker process: runs the jobs the dispatcher sends, one at a time.
 
-    Receives ``(job_id, attempt)`` and answers ``job_id`` when the attempt has ended (its
-    outcome is in the jobs table); ``None`` or a closed pipe ends the process. An attempt
-    that raises (the database went away) ends the process too: the dispatcher then puts the
-    job back in the queue and starts a fresh worker.
+    Receives ``(job_id, attempt, deadline)`` and answers ``job_id`` when the attempt has
+    ended (its outcome is in the jobs table); ``None`` or a closed pipe ends the process. An
+    attempt that raises (the database went away) ends the process too: the dispatcher then
+    puts the job back in the queue and starts a fresh worker. ``lifeline`` reads end of file
+    when the API process is gone, and the worker then kills itself.
     """
     _die_with_parent()
+    _release_fork_server()
+    if lifeline is not None:
+        _watch_lifeline(lifeline)
     with contextlib.suppress(OSError):
         os.nice(WORKER_NICENESS)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
     from service.ml.tuning import threadpool_controller  # found by the fork server already
     from service.worker import runner  # imported by the fork server already
 
@@ -88,8 +148,10 @@ def worker_main(conn: Connection, settings_json: str) -> None:
                 return
             if message is None:
                 return
-            job_id, attempt = message
-            runner.execute(job_id, attempt, db=db, settings=settings)
+            job_id, attempt, deadline = message
+            _arm_deadline(deadline)
+            runner.execute(job_id, attempt, db=db, settings=settings, deadline=deadline)
+            _arm_deadline(None)
             conn.send(job_id)
     finally:
         db.dispose()
@@ -101,6 +163,7 @@ class _Worker:
 
     process: BaseProcess
     conn: Connection
+    lifeline: Connection
     job_id: str | None = None
     jobs_started: int = 0
 
@@ -197,6 +260,7 @@ class LocalExecutor:
             worker.process.join(TERMINATE_GRACE_SECONDS)
             self._terminate(worker.process)
             worker.conn.close()
+            worker.lifeline.close()
         self._workers.clear()
         self._wake.close()
 
@@ -267,6 +331,8 @@ class LocalExecutor:
     def _drop(self, worker: _Worker) -> None:
         with contextlib.suppress(Exception):
             worker.conn.close()
+        with contextlib.suppress(Exception):
+            worker.lifeline.close()
         self._workers.remove(worker)
 
     def _reap(self) -> None:
@@ -285,6 +351,10 @@ class LocalExecutor:
                 if state != ("running", run.attempt):
                     continue
                 # The process ended without finishing the job.
+                if run.stop_reason is None and code == -signal.SIGALRM:
+                    # The worker's own deadline ended it before the dispatcher did.
+                    limit = self.settings.job_time_limit_seconds
+                    run.stop_reason = f"time limit of {limit:g} s exceeded"
                 if run.stop_reason is not None:
                     jobs.fail(
                         session=session,
@@ -305,9 +375,11 @@ class LocalExecutor:
         """Starts worker processes until there is one per slot."""
         while len(self._workers) < self.slots and not self._stopping.is_set():
             parent_end, child_end = self._context.Pipe()
+            # Only this process holds the write end: the worker reads end of file when it dies.
+            lifeline_r, lifeline_w = self._context.Pipe(duplex=False)
             process = self._context.Process(
                 target=worker_main,
-                args=(child_end, self.settings.model_dump_json()),
+                args=(child_end, self.settings.model_dump_json(), lifeline_r),
                 name="regfit-worker",
                 daemon=True,
             )
@@ -316,10 +388,12 @@ class LocalExecutor:
             except Exception:
                 log.exception("could not start a worker process")
                 parent_end.close()
+                lifeline_w.close()
                 return
             finally:
                 child_end.close()
-            self._workers.append(_Worker(process, parent_end))
+                lifeline_r.close()
+            self._workers.append(_Worker(process, parent_end, lifeline_w))
 
     def _enforce(self) -> None:
         """Terminates cancelled and overdue jobs, refreshes the heartbeat of the rest."""
@@ -366,8 +440,9 @@ class LocalExecutor:
             if attempt is None:
                 continue  # another process took it
             worker = idle.pop()
+            deadline = time.time() + self.settings.job_time_limit_seconds
             try:
-                worker.conn.send((job_id, attempt))
+                worker.conn.send((job_id, attempt, deadline))
             except (OSError, ValueError) as exc:
                 with self.db.session() as session:
                     jobs.requeue_or_fail(

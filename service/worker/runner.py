@@ -140,8 +140,14 @@ def _dataset_columns(path: Path, sha256: str, max_bytes: int) -> Columns:
     return table
 
 
-def execute(job_id: str, attempt: int, *, db: Database, settings: Settings) -> str:
-    """Runs attempt ``attempt`` of job ``job_id`` to its end and returns the job's status."""
+def execute(
+    job_id: str, attempt: int, *, db: Database, settings: Settings, deadline: float | None = None
+) -> str:
+    """Runs attempt ``attempt`` of job ``job_id`` to its end and returns the job's status.
+
+    ``deadline`` (wall clock): a fit that ends after it fails with the time limit instead of
+    recording a model, so no job succeeds after its limit whoever was meant to stop it.
+    """
     try:
         with db.session(readonly=True) as session:
             job = jobs.get(session=session, job_id=job_id)
@@ -166,6 +172,15 @@ def execute(job_id: str, attempt: int, *, db: Database, settings: Settings) -> s
             progress=_progress_writer(db, job_id, attempt),
             should_stop=_stop_checker(db, job_id, attempt),
         )
+        if deadline is not None and time.time() >= deadline:
+            with db.session() as session:
+                jobs.fail(
+                    session=session,
+                    job_id=job_id,
+                    attempt=attempt,
+                    problem=jobs.time_limit_problem(settings.job_time_limit_seconds),
+                )
+            return _status(db, job_id)
         with db.session() as session:
             model = models.create_for_job(
                 session=session, job_id=job_id, attempt=attempt, spec=spec, outcome=outcome

@@ -261,6 +261,24 @@ def test_synthetic_with_effective_rank_defaults(client: TestClient, data_dir: Pa
     assert np.array_equal(table.column("y").to_numpy(), y)
 
 
+@pytest.mark.parametrize("n_features", [1, 4])
+def test_synthetic_with_one_sample_is_one_row(
+    client: TestClient, data_dir: Path, n_features: int
+) -> None:
+    """make_regression squeezes a one-row target to 0-d; the stored dataset keeps its row."""
+    params = {"n_samples": 1, "n_features": n_features, "random_state": 0}
+    response = client.post("/v1/datasets/synthetic", json=params)
+    assert response.status_code == 201, response.text
+    assert response.json()["n_rows"] == 1
+    X, y = make_regression(**params)
+    table = pq.read_table(data_dir / f"{response.json()['id']}.parquet")
+    assert table.num_rows == 1
+    assert table.column("x0").to_numpy().tolist() == X[:, 0].tolist()
+    assert table.column("y").to_numpy().tolist() == np.atleast_1d(y).tolist()
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["SyntheticSpec"]
+    assert schema["properties"]["n_samples"]["minimum"] == 1
+
+
 @pytest.mark.parametrize(
     ("payload", "loc"),
     [
