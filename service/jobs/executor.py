@@ -80,7 +80,7 @@ def worker_main(conn: Connection, settings_json: str) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     from service.jobs import runner  # imported by the fork server already
-    from service.ml.tuning import threadpool_controller  # found by the fork server already
+    from service.ml.threads import threadpool_controller  # found by the fork server already
 
     settings = Settings.model_validate_json(settings_json)
     runner.reuse_freed_memory(settings.worker_reuse_memory_bytes)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import configure_mappers
 from service.jobs import runner  # noqa: F401  (scikit-learn, pyarrow, the ORM tables)
 from service.ml.fitting import fit_job
 from service.ml.spec import JobSpec
-from service.ml.tuning import threadpool_controller
+from service.ml.threads import threadpool_controller
 
 configure_mappers()
 # The native thread pools, found once (each worker then only sets its limit).

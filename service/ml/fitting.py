@@ -10,7 +10,8 @@
     pipeline.fit(X[train], y[train])
 
 with the coefficients, intercept and metrics of that pipeline, and the model as a
-portable document (:mod:`service.models.portable`).
+portable document (:mod:`service.ml.portable`). The result is a :class:`FitResult`; the
+model's API body is made of it by :mod:`service.models.documents`.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from service.errors import FitError, RegfitError
-from service.ml import tuning
-from service.ml.metrics import finite_list, finite_or_none, regression_metrics
-from service.ml.penalties import Penalty, penalty_notations, resolve_penalty
+from service.ml import estimators, portable
+from service.ml.errors import FitCancelled, FitError
+from service.ml.estimators import Penalty
+from service.ml.metrics import regression_metrics
+from service.ml.penalties import penalty_notations, resolve_penalty
 from service.ml.pipeline import (
     Columns,
     DesignTransformer,
@@ -41,28 +43,86 @@ from service.ml.pipeline import (
     select_features,
     target_values,
 )
+from service.ml.search.candidates import searched_kinds
+from service.ml.search.results import SearchResult
+from service.ml.search.strategies import run_search
 from service.ml.spec import JobSpec, SplitSpec
-from service.models import portable
 
 Progress = Callable[[int, int, str], None]
 StopCheck = Callable[[], bool]
 
 
-class FitCancelled(RegfitError):
-    """Raised when ``should_stop`` asks a fit to stop (the job was cancelled or taken over)."""
+@dataclass(frozen=True)
+class RegularizationPath:
+    """The fitted penalty's coefficients (scaled units) along a range of its alphas.
 
-    status = 409
-    slug = "cancelled"
-    title = "Job cancelled"
+    ``coefs`` has one row per output feature and one column per alpha of ``alphas``
+    (descending); ``cv_mean``/``cv_std`` are the searched alphas' CV scores of a tuned model.
+    """
+
+    kind: str
+    l1_ratio: float | None
+    alpha: float
+    alphas: list[float]
+    coefs: np.ndarray
+    converged: bool
+    cv_mean: list[float] | None = None
+    cv_std: list[float] | None = None
 
 
 @dataclass
-class FitOutcome:
-    """What a fit produces: the portable model document, the model summary, and the job's
-    final ``progress`` as ``(done, total, message)``."""
+class FitResult:
+    """What a fit produces.
 
-    portable: dict[str, Any]
-    summary: dict[str, Any]
+    Attributes
+    ----------
+    document : dict
+        The portable model (:mod:`service.ml.portable`).
+    layout : FeatureLayout
+        The features used and dropped.
+    feature_names_out : list of str
+        The design's columns, the order of ``coef``.
+    penalty : Penalty
+        The fitted estimator's arguments; ``notations`` echoes it in both notations.
+    coef, intercept
+        The fitted coefficients and intercept, in scaled units (as fitted).
+    original_coef, original_intercept
+        The same model in the original units of the numeric features.
+    train_metrics, test_metrics : dict
+        ``r2``, ``mse``, ``rmse``, ``mae`` on the training and test rows (None: no test rows).
+    search : SearchResult or None
+        The cross-validated search of a tuned job.
+    comparison_nonzero : dict of str to int
+        Per compared family, the nonzero coefficients of its best candidate refit on the
+        training split.
+    path : RegularizationPath
+    fit_seconds : float
+        Preprocessing and the final fit.
+    n_train, n_test : int
+    warnings : list of str
+        The search's warnings, then the final fit's.
+    progress : (int, int, str)
+        The job's final ``progress``, as ``(done, total, message)``.
+    """
+
+    document: dict[str, Any]
+    layout: FeatureLayout
+    feature_names_out: list[str]
+    penalty: Penalty
+    notations: dict[str, Any]
+    coef: np.ndarray
+    intercept: float
+    original_coef: np.ndarray
+    original_intercept: float
+    train_metrics: dict[str, float | None]
+    test_metrics: dict[str, float | None] | None
+    search: SearchResult | None
+    comparison_nonzero: dict[str, int]
+    path: RegularizationPath
+    fit_seconds: float
+    n_train: int
+    n_test: int
+    warnings: list[str]
     progress: tuple[int, int, str] = (1, 1, "done")
 
 
@@ -139,39 +199,35 @@ def _tune(
     progress: Progress,
     should_stop: StopCheck,
     train_numeric: np.ndarray,
-) -> tuning.TuningOutcome:
+) -> SearchResult:
     """Run the cross-validated search of ``spec.tuning`` on the training rows."""
     assert spec.tuning is not None
 
     def search_progress(done: int, total: int, message: str) -> None:
         progress(done, total + 1, message)  # + 1: the final refit on the training split
 
-    try:
-        return tuning.search(
-            columns,
-            layout,
-            spec.preprocessing,
-            y,
-            train,
-            spec.tuning,
-            spec.penalty,
-            progress=search_progress,
-            should_stop=should_stop,
-            train_numeric=train_numeric,
-        )
-    except tuning.TuningCancelled as exc:
-        raise FitCancelled("the job was asked to stop") from exc
+    return run_search(
+        columns,
+        layout,
+        spec.preprocessing,
+        y,
+        train,
+        spec.tuning,
+        spec.penalty,
+        progress=search_progress,
+        should_stop=should_stop,
+        train_numeric=train_numeric,
+    )
 
 
-def coefficient_tables(
+def original_units(
     design: DesignTransformer, coef: np.ndarray, intercept: float
-) -> tuple[dict[str, dict[str, float | None]], dict[str, float | None]]:
-    """Express the fitted model in scaled units (as fitted) and in the original units.
+) -> tuple[np.ndarray, float]:
+    """The fitted model in the original units of the numeric features.
 
     A numeric feature's original-unit coefficient is ``coef/scale``; the intercept absorbs
     the centring, ``b - Σ coef_j·mean_j/scale_j``. One-hot columns are the same in both.
     """
-    names = design.feature_names_out_
     n_numeric = len(design.layout.numeric)
     scaler = design.scaler_
     original = coef.astype(np.float64).copy()
@@ -179,13 +235,7 @@ def coefficient_tables(
     if scaler is not None:
         original[:n_numeric] = coef[:n_numeric] / scaler.scale_
         original_intercept = float(intercept - np.sum(original[:n_numeric] * scaler.mean_))
-    return (
-        {
-            "original": {n: finite_or_none(c) for n, c in zip(names, original, strict=True)},
-            "scaled": {n: finite_or_none(c) for n, c in zip(names, coef, strict=True)},
-        },
-        {"original": finite_or_none(original_intercept), "scaled": finite_or_none(intercept)},
-    )
+    return original, original_intercept
 
 
 def _behind_the_search() -> None:
@@ -210,17 +260,17 @@ def _prepare(
     """Fit the preprocessing on the training rows; the training and test designs, seconds.
 
     ``numeric``: the training and test rows' numeric blocks when the caller gathered them
-    (they may be transformed in place). ``kinds``: the estimator kinds the training design
-    may be fitted with. Coordinate descent (Lasso, ElasticNet) works on a Fortran-ordered
-    copy of it, which the design is then made as; Ridge keeps the C order that
-    scikit-learn's own pipeline hands it.
+    (they may be transformed in place). ``kinds``: the estimator families the training
+    design may be fitted with; it is made in the order their solvers want (C if any wants
+    it: the order scikit-learn's own pipeline hands over).
     """
     started = time.perf_counter()
     if numeric is None:
         train_numeric, test_numeric = design.numeric_blocks(columns, [train, test])
     else:
         train_numeric, test_numeric = numeric
-    order: Literal["C", "F"] = "C" if "l2" in kinds else "F"
+    orders = {estimators.get(kind).design_order for kind in kinds}
+    order: Literal["C", "F"] = "C" if "C" in orders else "F"
     X_train = design.fit_transform(columns, train, numeric=train_numeric, order=order)
     X_test = design.transform(columns, test, numeric=test_numeric) if len(test) else None
     return X_train, X_test, time.perf_counter() - started
@@ -233,7 +283,7 @@ def fit_job(
     training_sha256: str,
     progress: Progress = _no_progress,
     should_stop: StopCheck = _never,
-) -> FitOutcome:
+) -> FitResult:
     """Fit the job's penalized linear model on its training split.
 
     Parameters
@@ -251,7 +301,7 @@ def fit_job(
 
     Returns
     -------
-    FitOutcome
+    FitResult
 
     Raises
     ------
@@ -266,7 +316,7 @@ def fit_job(
     y = target_values(columns, spec.target)
     train, test = split_rows(len(y), spec.split)
     design = DesignTransformer(layout, spec.preprocessing)
-    tuned: tuning.TuningOutcome | None = None
+    tuned: SearchResult | None = None
     fits_done, fits_total, message = 0, 1, "fitting"
     with warnings.catch_warnings(record=True) as caught:
         # Convergence and similar warnings are results to report, not failures.
@@ -281,7 +331,7 @@ def fit_job(
             with ThreadPoolExecutor(
                 1, thread_name_prefix="regfit-prep", initializer=_behind_the_search
             ) as pool:
-                kinds = tuning.searched_kinds(spec.tuning, spec.penalty.type)
+                kinds = searched_kinds(spec.tuning, spec.penalty.type)
                 prepared = pool.submit(
                     _prepare, design, columns, train, test, (train_numeric, test_numeric), kinds
                 )
@@ -323,105 +373,96 @@ def fit_job(
     coef = np.asarray(estimator.coef_, dtype=np.float64).ravel()
     intercept = float(np.ravel(estimator.intercept_)[0])  # 0.0 when fit_intercept is False
     notations = penalty_notations(penalty, len(train))
-    coefficients, intercepts = coefficient_tables(design, coef, intercept)
-    summary: dict[str, Any] = {
-        "target": spec.target,
-        "features": list(layout.features),
-        "dropped_features": list(layout.dropped),
-        "feature_names_out": list(design.feature_names_out_),
-        "penalty": notations,
-        "preprocessing": spec.preprocessing.model_dump(),
-        "coefficients": coefficients,
-        "intercept": intercepts,
-        "n_nonzero": int(np.count_nonzero(coef)),
-        "metrics": {"train": train_metrics, "test": test_metrics, "cv": None},
-        "tuning": None,
-        "fit_seconds": fit_seconds,
-        "n_train": len(train),
-        "n_test": len(test),
-        "split": spec.split.model_dump(),
-        "warnings": _warning_messages(caught),
-        "path": None,
-    }
-    if tuned is not None:
-        summary["tuning"] = tuned.summary
-        summary["metrics"]["cv"] = tuned.cv_metrics
-        summary["warnings"] = [*tuned.warnings, *summary["warnings"]]
-        _fill_comparison(tuned, penalty, summary, X_train, y[train])
-    summary["path"] = _regularization_path(design, penalty, X_train, y[train], tuned)
-    document = _portable_document(layout, design, coef, intercept, notations, training_sha256)
+    original_coef, original_intercept = original_units(design, coef, intercept)
+    fit_warnings = _warning_messages(caught)
     final = (fits_total, fits_total, "done")
-    if tuned is not None and spec.tuning is not None and tuned.summary["timed_out"]:
-        t = tuned.summary
+    if tuned is not None and spec.tuning is not None and tuned.timed_out:
         final = (
             fits_done + 1,
             fits_total,
             f"done: the search stopped at timeout_seconds={spec.tuning.timeout_seconds} "
-            f"(tuning.timed_out) with {t['n_candidates_finished']} of {t['n_candidates']} "
+            f"(tuning.timed_out) with {len(tuned.candidates)} of {tuned.n_candidates} "
             f"candidates finished on every fold; the best of those was refit",
         )
+    result = FitResult(
+        document=_portable_document(layout, design, coef, intercept, notations, training_sha256),
+        layout=layout,
+        feature_names_out=list(design.feature_names_out_),
+        penalty=penalty,
+        notations=notations,
+        coef=coef,
+        intercept=intercept,
+        original_coef=original_coef,
+        original_intercept=original_intercept,
+        train_metrics=train_metrics,
+        test_metrics=test_metrics,
+        search=tuned,
+        comparison_nonzero=_comparison_nonzero(tuned, penalty, coef, X_train, y[train]),
+        path=_regularization_path(penalty, X_train, y[train], tuned),
+        fit_seconds=fit_seconds,
+        n_train=len(train),
+        n_test=len(test),
+        warnings=fit_warnings if tuned is None else [*tuned.warnings, *fit_warnings],
+        progress=final,
+    )
     progress(*final)
-    return FitOutcome(portable=document, summary=summary, progress=final)
+    return result
 
 
-def _fill_comparison(
-    tuned: tuning.TuningOutcome,
+def _comparison_nonzero(
+    tuned: SearchResult | None,
     chosen: Penalty,
-    summary: dict[str, Any],
+    coef: np.ndarray,
     X_train: np.ndarray,
     y_train: np.ndarray,
-) -> None:
-    """Refit each compared penalty's best candidate on the training split for ``n_nonzero``."""
-    comparison = tuned.summary.get("comparison")
-    if comparison is None:
-        return
-    for kind, penalty in tuned.comparison_penalties.items():
-        if penalty == chosen:
-            comparison[kind]["n_nonzero"] = summary["n_nonzero"]
+) -> dict[str, int]:
+    """Refit each compared family's best candidate on the training split for ``n_nonzero``."""
+    out: dict[str, int] = {}
+    if tuned is None or tuned.comparison is None:
+        return out
+    for best in tuned.comparison:
+        if best.penalty == chosen:
+            out[best.kind] = int(np.count_nonzero(coef))
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # only the count is kept from this fit
-            fitted = penalty.estimator().fit(X_train, y_train)
-        comparison[kind]["n_nonzero"] = int(np.count_nonzero(fitted.coef_))
+            fitted = best.penalty.estimator().fit(X_train, y_train)
+        out[best.kind] = int(np.count_nonzero(fitted.coef_))
+    return out
 
 
 def _regularization_path(
-    design: DesignTransformer,
     penalty: Penalty,
     X_train: np.ndarray,
     y_train: np.ndarray,
-    tuned: tuning.TuningOutcome | None,
-) -> dict[str, Any]:
+    tuned: SearchResult | None,
+) -> RegularizationPath:
     """The fitted penalty's coefficients (scaled units) along a range of alphas.
 
     A tuned model's path runs over the searched alphas of the selected penalty and
     ``l1_ratio``, with their CV scores; an untuned model's over
-    :func:`service.ml.tuning.default_path_alphas`.
+    :meth:`~service.ml.estimators.EstimatorFamily.default_path_alphas`.
     """
     if tuned is not None:
         alphas = tuned.path_alphas
     else:
-        alphas = tuning.default_path_alphas(X_train, y_train, penalty)
+        alphas = penalty.family.default_path_alphas(X_train, y_train, penalty)
     if tuned is not None and tuned.path_coefficients is not None:
         coefs, converged = tuned.path_coefficients  # the search solved it on an idle thread
     else:
-        coefs, converged = tuning.coefficient_path(
+        coefs, converged = penalty.family.coefficient_path(
             X_train, y_train, penalty, alphas, problem=None if tuned is None else tuned.path_problem
         )
-    names = design.feature_names_out_
-    return {
-        "penalty": penalty.kind,
-        "l1_ratio": penalty.l1_ratio,
-        "alpha": penalty.alpha,
-        "alphas": list(alphas),
-        "units": "scaled",
-        "coefficients": {name: finite_list(coefs[j]) for j, name in enumerate(names)},
-        "n_nonzero": [int(n) for n in np.count_nonzero(coefs, axis=0)],
-        "converged": converged,
-        "cv": None
-        if tuned is None
-        else {"mean": tuned.path_mean, "std": tuned.path_std, "scoring": tuned.summary["scoring"]},
-    }
+    return RegularizationPath(
+        kind=penalty.kind,
+        l1_ratio=penalty.l1_ratio,
+        alpha=penalty.alpha,
+        alphas=list(alphas),
+        coefs=coefs,
+        converged=converged,
+        cv_mean=None if tuned is None else tuned.path_mean,
+        cv_std=None if tuned is None else tuned.path_std,
+    )
 
 
 def _warning_messages(caught: list[warnings.WarningMessage]) -> list[str]:
