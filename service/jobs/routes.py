@@ -11,9 +11,9 @@ from service.datasets import service as datasets
 from service.jobs import service as jobs
 from service.jobs.schemas import JobOut, JobStatus, job_body
 from service.ml.errors import FitError
-from service.ml.fitting import split_sizes
 from service.ml.search.candidates import count_candidates
 from service.ml.spec import JobSpec
+from service.ml.split import split_sizes
 from service.web import (
     AppSettings,
     FastJSONResponse,

@@ -17,7 +17,6 @@ model's API body is made of it by :mod:`service.models.documents`.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 import threading
@@ -29,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from service.ml import estimators, portable
 from service.ml.errors import FitCancelled, FitError
@@ -46,7 +44,8 @@ from service.ml.pipeline import (
 from service.ml.search.candidates import searched_kinds
 from service.ml.search.results import SearchResult
 from service.ml.search.strategies import run_search
-from service.ml.spec import JobSpec, SplitSpec
+from service.ml.spec import JobSpec
+from service.ml.split import split_rows
 
 Progress = Callable[[int, int, str], None]
 StopCheck = Callable[[], bool]
@@ -83,7 +82,9 @@ class FitResult:
     feature_names_out : list of str
         The design's columns, the order of ``coef``.
     penalty : Penalty
-        The fitted estimator's arguments; ``notations`` echoes it in both notations.
+        The fitted estimator's arguments.
+    notations : dict
+        The penalty in both notations, with the conversion (it is the document's too).
     coef, intercept
         The fitted coefficients and intercept, in scaled units (as fitted).
     original_coef, original_intercept
@@ -134,59 +135,37 @@ def _never() -> bool:
     return False
 
 
-def split_rows(n_rows: int, split: SplitSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(train, test)`` row indices exactly as ``train_test_split`` picks them.
+def _search_and_prepare(
+    columns: Columns,
+    layout: FeatureLayout,
+    design: DesignTransformer,
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    spec: JobSpec,
+    progress: Progress,
+    should_stop: StopCheck,
+) -> tuple[SearchResult, tuple[np.ndarray, np.ndarray | None, float]]:
+    """Run the search of ``spec.tuning``, and meanwhile prepare the refit's designs.
 
-    ``test_size`` 0 trains on every row (in order) with an empty test set.
-
-    Raises
-    ------
-    FitError
-        If the split leaves no training row, or ``test_size`` exceeds the rows.
+    The refit's preprocessing does not depend on the search's answer: it runs on a thread
+    of its own, filling the cores the search leaves idle between its steps. The training
+    rows are gathered once for both (each gets its own copy: both work on theirs in place).
     """
-    rows = np.arange(n_rows)
-    if split.test_size == 0:
-        return rows, rows[:0]
-    try:
-        train, test = train_test_split(
-            rows, test_size=split.test_size, shuffle=split.shuffle, random_state=split.random_state
+    assert spec.tuning is not None
+    train_numeric, test_numeric = design.numeric_blocks(columns, [train, test])
+    search_numeric = train_numeric.copy()
+    with ThreadPoolExecutor(
+        1, thread_name_prefix="regfit-prep", initializer=_behind_the_search
+    ) as pool:
+        kinds = searched_kinds(spec.tuning, spec.penalty.type)
+        prepared = pool.submit(
+            _prepare, design, columns, train, test, (train_numeric, test_numeric), kinds
         )
-    except ValueError as exc:
-        raise FitError(
-            f"cannot split {n_rows} rows with test_size={split.test_size}: {exc}"
-        ) from exc
-    return np.asarray(train), np.asarray(test)
-
-
-def split_sizes(n_rows: int, split: SplitSpec) -> tuple[int, int]:
-    """``(n_train, n_test)`` of :func:`split_rows`, without drawing the rows.
-
-    ``train_test_split``'s arithmetic: a fractional ``test_size`` takes ``ceil(test_size·n)``
-    test rows, an integer one that many.
-
-    Raises
-    ------
-    FitError
-        If the split leaves no training row, or ``test_size`` exceeds the rows.
-    """
-    if split.test_size == 0:
-        return n_rows, 0
-    if isinstance(split.test_size, int):
-        n_test = split.test_size
-        if n_test >= n_rows:
-            raise FitError(
-                f"cannot split {n_rows} rows with test_size={n_test}: it must be less than "
-                f"the number of rows"
-            )
-    else:
-        n_test = math.ceil(split.test_size * n_rows)
-    n_train = n_rows - n_test
-    if n_train < 1:
-        raise FitError(
-            f"cannot split {n_rows} rows with test_size={split.test_size}: no training row "
-            f"would be left"
+        tuned = _tune(
+            columns, layout, y, train, spec, progress, should_stop, train_numeric=search_numeric
         )
-    return n_train, n_test
+    return tuned, prepared.result()
 
 
 def _tune(
@@ -195,9 +174,9 @@ def _tune(
     y: np.ndarray,
     train: np.ndarray,
     spec: JobSpec,
-    *,
     progress: Progress,
     should_stop: StopCheck,
+    *,
     train_numeric: np.ndarray,
 ) -> SearchResult:
     """Run the cross-validated search of ``spec.tuning`` on the training rows."""
@@ -322,30 +301,9 @@ def fit_job(
         # Convergence and similar warnings are results to report, not failures.
         warnings.simplefilter("always")
         if spec.tuning is not None:
-            # The refit's preprocessing does not depend on the search's answer: it runs on
-            # a thread of its own meanwhile, filling the cores the search leaves idle
-            # between its steps. The training rows are gathered once for both (each gets its
-            # own copy: both work on theirs in place).
-            train_numeric, test_numeric = design.numeric_blocks(columns, [train, test])
-            search_numeric = train_numeric.copy()
-            with ThreadPoolExecutor(
-                1, thread_name_prefix="regfit-prep", initializer=_behind_the_search
-            ) as pool:
-                kinds = searched_kinds(spec.tuning, spec.penalty.type)
-                prepared = pool.submit(
-                    _prepare, design, columns, train, test, (train_numeric, test_numeric), kinds
-                )
-                tuned = _tune(
-                    columns,
-                    layout,
-                    y,
-                    train,
-                    spec,
-                    progress=progress,
-                    should_stop=should_stop,
-                    train_numeric=search_numeric,
-                )
-            X_train, X_test, prep_seconds = prepared.result()
+            tuned, (X_train, X_test, prep_seconds) = _search_and_prepare(
+                columns, layout, design, y, train, test, spec, progress, should_stop
+            )
             penalty = tuned.penalty
             fits_done, fits_total = tuned.fits_done, tuned.fits_total + 1
             message = "refitting the selected candidate on the training split"
@@ -375,15 +333,7 @@ def fit_job(
     notations = penalty_notations(penalty, len(train))
     original_coef, original_intercept = original_units(design, coef, intercept)
     fit_warnings = _warning_messages(caught)
-    final = (fits_total, fits_total, "done")
-    if tuned is not None and spec.tuning is not None and tuned.timed_out:
-        final = (
-            fits_done + 1,
-            fits_total,
-            f"done: the search stopped at timeout_seconds={spec.tuning.timeout_seconds} "
-            f"(tuning.timed_out) with {len(tuned.candidates)} of {tuned.n_candidates} "
-            f"candidates finished on every fold; the best of those was refit",
-        )
+    final = _final_progress(spec, tuned, fits_done, fits_total)
     result = FitResult(
         document=_portable_document(layout, design, coef, intercept, notations, training_sha256),
         layout=layout,
@@ -407,6 +357,21 @@ def fit_job(
     )
     progress(*final)
     return result
+
+
+def _final_progress(
+    spec: JobSpec, tuned: SearchResult | None, fits_done: int, fits_total: int
+) -> tuple[int, int, str]:
+    """The job's last ``progress``: every fit done, or how far a timed-out search got."""
+    if tuned is None or spec.tuning is None or not tuned.timed_out:
+        return (fits_total, fits_total, "done")
+    return (
+        fits_done + 1,
+        fits_total,
+        f"done: the search stopped at timeout_seconds={spec.tuning.timeout_seconds} "
+        f"(tuning.timed_out) with {len(tuned.candidates)} of {tuned.n_candidates} "
+        f"candidates finished on every fold; the best of those was refit",
+    )
 
 
 def _comparison_nonzero(

@@ -17,10 +17,10 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from support import fit_documents
 
 from service.ml.errors import FitCancelled, FitError
-from service.ml.fitting import split_rows
 from service.ml.pipeline import ColumnTable
 from service.ml.portable import compile_model, predict
 from service.ml.spec import JobSpec, SplitSpec
+from service.ml.split import split_rows
 from service.models.predict_input import parse_rows
 
 FEATURES = ["x0", "x1", "city", "x2", "x3"]

@@ -30,7 +30,6 @@ from support import fit_documents
 
 from service.ml.errors import FitCancelled
 from service.ml.estimators import Penalty
-from service.ml.fitting import split_rows
 from service.ml.paths.moments import TrainingMoments
 from service.ml.paths.problem import PenalizedLeastSquares
 from service.ml.paths.ridge import ridge_path
@@ -38,6 +37,7 @@ from service.ml.pipeline import DesignTransformer, select_features
 from service.ml.search.candidates import count_candidates
 from service.ml.search.strategies import run_search
 from service.ml.spec import JobSpec, PenaltySpec, PreprocessingSpec, TuningSpec
+from service.ml.split import split_rows
 
 SCORERS = [
     "r2",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,17 +44,20 @@ def _rank(means: np.ndarray) -> np.ndarray:
     return rankdata(-filled, method="min").astype(int)
 
 
-def select(
-    search_: CrossValidation,
-    tuning: TuningSpec,
-    space: SearchSpace,
-    common: Penalty,
-    candidates: list[Candidate],
-    planned: int,
-    stopped: str | None,
-    seconds: float,
-    caught: list[warnings.WarningMessage],
-) -> SearchResult:
+@dataclass
+class SearchRun:
+    """What the evaluation loop leaves for selection."""
+
+    cv: CrossValidation
+    space: SearchSpace
+    candidates: list[Candidate]
+    planned: int  # candidates planned (a Bayesian search may find fewer distinct ones)
+    stopped: str | None  # "timeout" when the deadline came first
+    seconds: float
+    caught: list[warnings.WarningMessage]
+
+
+def select(run: SearchRun) -> SearchResult:
     """The search's result: the finished candidates ranked as ``GridSearchCV`` ranks them,
     the selected one (``best``, or the one-standard-error rule), the families compared.
 
@@ -62,27 +66,53 @@ def select(
     FitError
         When no candidate finished every fold (the timeout came first).
     """
-    scores = search_.scores
-    n_folds = tuning.cv.folds
-    finished = [i for i in range(len(candidates)) if scores.done[i].all()]
+    tuning, common, scores = run.cv.tuning, run.cv.penalty, run.cv.scores
+    finished = [i for i in range(len(run.candidates)) if scores.done[i].all()]
     if not finished:
         raise FitError(
             f"the search stopped at timeout_seconds={tuning.timeout_seconds} before any "
-            f"candidate finished all {n_folds} folds; allow more time or search less"
+            f"candidate finished all {tuning.cv.folds} folds; allow more time or search less"
         )
-    per_fold = fold_scores(scores, common.family.scorers[tuning.scoring])[finished]
+    results = _format_results(run, finished)
+    done = [run.candidates[i] for i in finished]
+    chosen, one_se = _select_index(tuning, done, results, scores.nonzero[finished])
+    path_alphas, by_alpha = _selected_chain(done, chosen)
+    chosen_metrics = scores.metrics[finished[chosen]].mean(axis=0)
+    return SearchResult(
+        penalty=done[chosen].penalty(common, run.space.max_iter),
+        candidates=results,
+        best_index=chosen,
+        one_se=one_se,
+        comparison=(
+            _comparison(run.space, common, done, results) if "penalty" in tuning.space else None
+        ),
+        n_candidates=run.planned,
+        timed_out=run.stopped == "timeout",
+        seconds=run.seconds,
+        cv_metrics={
+            name: float(v) for name, v in zip(common.family.metrics, chosen_metrics, strict=True)
+        },
+        path_alphas=path_alphas,
+        path_mean=[results[by_alpha[a]].mean_score for a in path_alphas],
+        path_std=[results[by_alpha[a]].std_score for a in path_alphas],
+        fits_done=scores.fits_done,
+        fits_total=(run.planned if run.stopped else len(run.candidates)) * tuning.cv.folds,
+        warnings=_search_warnings(run, results, scores.unconverged[finished]),
+        **_path_of(run.cv, done[chosen], path_alphas),
+    )
+
+
+def _format_results(run: SearchRun, finished: list[int]) -> list[CandidateResult]:
+    """The finished candidates' rows of ``cv_results_``, ranked."""
+    scores = run.cv.scores
+    per_fold = fold_scores(scores, run.cv.penalty.family.scorers[run.cv.tuning.scoring])
+    per_fold = per_fold[finished]
     means = per_fold.mean(axis=1)
     stds = per_fold.std(axis=1)
     ranks = _rank(means)
-    best = int(np.argmin(ranks))
-    chosen, one_se = best, None
-    if tuning.select == "1se":
-        chosen, one_se = _one_standard_error(
-            [candidates[i] for i in finished], means, stds, scores.nonzero[finished], best
-        )
-    results = [
+    return [
         CandidateResult(
-            params=candidate_params(candidates[i], space.searched),
+            params=candidate_params(run.candidates[i], run.space.searched),
             fold_scores=per_fold[j],
             mean_score=float(means[j]),
             std_score=float(stds[j]),
@@ -92,39 +122,31 @@ def select(
         )
         for j, i in enumerate(finished)
     ]
-    chosen_candidate = candidates[finished[chosen]]
-    comparison = None
-    if "penalty" in tuning.space:
-        comparison = _comparison(space, common, [candidates[i] for i in finished], results)
-    chain = [j for j, i in enumerate(finished) if candidates[i].chain == chosen_candidate.chain]
+
+
+def _select_index(
+    tuning: TuningSpec,
+    finished: list[Candidate],
+    results: list[CandidateResult],
+    nonzero: np.ndarray,
+) -> tuple[int, OneStandardError | None]:
+    """``best_index_`` (the first candidate of rank 1), or the 1se rule's choice."""
+    best = min(range(len(results)), key=lambda j: (results[j].rank, j))
+    if tuning.select != "1se":
+        return best, None
+    means = np.array([r.mean_score for r in results])
+    stds = np.array([r.std_score for r in results])
+    return _one_standard_error(finished, means, stds, nonzero, best)
+
+
+def _selected_chain(finished: list[Candidate], chosen: int) -> tuple[list[float], dict[float, int]]:
+    """The searched alphas (descending) of the chosen candidate's chain, and the index of
+    the first finished candidate at each."""
     by_alpha: dict[float, int] = {}
-    for j in chain:
-        by_alpha.setdefault(candidates[finished[j]].alpha, j)
-    path_alphas = sorted(by_alpha, reverse=True)
-    chosen_metrics = scores.metrics[finished[chosen]].mean(axis=0)
-    return SearchResult(
-        penalty=chosen_candidate.penalty(common, space.max_iter),
-        candidates=results,
-        best_index=chosen,
-        one_se=one_se,
-        comparison=comparison,
-        n_candidates=planned,
-        timed_out=stopped == "timeout",
-        seconds=seconds,
-        cv_metrics={
-            name: float(v) for name, v in zip(common.family.metrics, chosen_metrics, strict=True)
-        },
-        path_alphas=path_alphas,
-        path_mean=[results[by_alpha[a]].mean_score for a in path_alphas],
-        path_std=[results[by_alpha[a]].std_score for a in path_alphas],
-        fits_done=scores.fits_done,
-        # A Bayesian search may find fewer distinct candidates than planned.
-        fits_total=(planned if stopped else len(candidates)) * n_folds,
-        warnings=_search_warnings(
-            tuning, common, results, scores.unconverged[finished], planned, stopped, caught
-        ),
-        **_path_of(search_, chosen_candidate, path_alphas),
-    )
+    for j, candidate in enumerate(finished):
+        if candidate.chain == finished[chosen].chain:
+            by_alpha.setdefault(candidate.alpha, j)
+    return sorted(by_alpha, reverse=True), by_alpha
 
 
 def _one_standard_error(
@@ -171,15 +193,10 @@ def _comparison(
 
 
 def _search_warnings(
-    tuning: TuningSpec,
-    common: Penalty,
-    results: list[CandidateResult],
-    unconverged: np.ndarray,
-    planned: int,
-    stopped: str | None,
-    caught: list[warnings.WarningMessage],
+    run: SearchRun, results: list[CandidateResult], unconverged: np.ndarray
 ) -> list[str]:
     """The search's warnings: unconverged fits (judged by the gaps), undefined scores, timeout."""
+    tuning, common = run.cv.tuning, run.cv.penalty
     out: list[str] = []
     bad = [j for j in range(len(results)) if unconverged[j].any()]
     if bad:
@@ -188,7 +205,7 @@ def _search_warnings(
             f"fold within max_iter={common.max_iter} at tol={common.tol} (e.g. "
             f"{results[bad[0]].params}); increase max_iter or tol"
         )
-    for record in caught:
+    for record in run.caught:
         if issubclass(record.category, ConvergenceWarning):
             continue  # judged from the gaps above, at the job's tol
         text = f"{record.category.__name__}: {record.message}"
@@ -206,10 +223,10 @@ def _search_warnings(
                 else ""
             )
         )
-    if stopped == "timeout":
+    if run.stopped == "timeout":
         out.append(
             f"tuning stopped at timeout_seconds={tuning.timeout_seconds}: {len(results)} of "
-            f"{planned} candidates finished every fold; the best of those was selected"
+            f"{run.planned} candidates finished every fold; the best of those was selected"
         )
     return out
 

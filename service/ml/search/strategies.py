@@ -26,6 +26,7 @@ import contextlib
 import math
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -45,12 +46,24 @@ from service.ml.search.candidates import (
 from service.ml.search.evaluate import CrossValidation, Progress
 from service.ml.search.results import SearchResult
 from service.ml.search.schedule import StopCheck, StopSearch
-from service.ml.search.select import fold_scores, select
+from service.ml.search.select import SearchRun, fold_scores, select
 from service.ml.spec import PenaltySpec, PreprocessingSpec, RangeSpec, TuningSpec
 from service.ml.threads import n_threads, threadpool_controller
 
 # Bayesian search asks Optuna at most this many times the target number of distinct candidates.
 MAX_ASKS_FACTOR = 10
+
+
+def _none_up_front(tuning: TuningSpec, penalty: PenaltySpec, n_train: int) -> list[Candidate]:
+    return []  # Bayesian: each candidate comes from the ones before (bayesian_search)
+
+
+# Each strategy's candidates known before the first evaluation.
+STRATEGIES: dict[str, Callable[[TuningSpec, PenaltySpec, int], list[Candidate]]] = {
+    "grid": grid_candidates,
+    "random": random_candidates,
+    "bayesian": _none_up_front,
+}
 
 
 def bayesian_search(
@@ -160,13 +173,7 @@ def run_search(
     )
     common = replace(common, lambda1=None, lambda2=None)
     planned = count_candidates(tuning, penalty_spec)
-    if tuning.strategy == "grid":
-        candidates = grid_candidates(tuning, penalty_spec, n_train)
-    elif tuning.strategy == "random":
-        candidates = random_candidates(tuning, penalty_spec, n_train)
-    else:
-        candidates = []
-    n_start = len(candidates) if tuning.strategy != "bayesian" else 0
+    candidates = STRATEGIES[tuning.strategy](tuning, penalty_spec, n_train)
     stopped: str | None = None
     # Each pool thread is one core's worth of work: multi-threaded BLAS inside them would
     # oversubscribe the cores (measured 4-6x slower at 20000×500 on 2 cores).
@@ -187,7 +194,7 @@ def run_search(
             train,
             tuning,
             common,
-            n_candidates=n_start,
+            n_candidates=len(candidates),
             progress=progress,
             should_stop=should_stop,
             n_jobs=n_jobs,
@@ -210,4 +217,4 @@ def run_search(
     seconds = time.perf_counter() - started
     if stopped == "cancelled":
         raise FitCancelled("the job was asked to stop")
-    return select(search_, tuning, space, common, candidates, planned, stopped, seconds, caught)
+    return select(SearchRun(search_, space, candidates, planned, stopped, seconds, caught))
