@@ -13,9 +13,11 @@ It must provide:
 ``kind``, ``aliases``, ``estimator_name``
     The canonical name a job spec uses (``"l1"``), other accepted names (``"lasso"``) and
     the scikit-learn class name shown to users (``"Lasso"``).
-``task``
+``task``, ``fold_metrics``
     ``"regression"`` or ``"classification"``: it picks the fold metrics and the scorers a
-    job may name (:data:`SCORERS`). A classification family adds its task's entries there.
+    job may name (:data:`METRICS`, :data:`SCORERS`). A classification family adds its
+    task's entries there and overrides ``fold_metrics`` (accuracy, log loss, ... of the
+    linear predictions a path solver's coefficients give on a fold's validation rows).
 ``parameter_constraints``
     Like scikit-learn's ``_parameter_constraints``: the one declared place where the
     family's hyperparameters (besides ``fit_intercept``, ``tol``, ``max_iter``,
@@ -53,6 +55,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from service.ml.errors import FitError
+from service.ml.metrics import prediction_metrics
 from service.ml.paths.problem import PenalizedLeastSquares
 
 Task = Literal["regression", "classification"]
@@ -155,6 +158,12 @@ class EstimatorFamily(ABC):
     def scorers(self) -> dict[str, Scorer]:
         """The scorers a job of this family may name."""
         return SCORERS[self.task]
+
+    def fold_metrics(self, y_true: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+        """The task's :attr:`metrics` (columns) of each column of linear ``predictions``
+        (``X·w + b``) against a fold's validation targets (a classifier turns them into
+        classes or probabilities first)."""
+        return prediction_metrics(y_true, predictions)
 
     def check(self, params: dict[str, float | None]) -> None:
         """Validate hyperparameters against :attr:`parameter_constraints`.

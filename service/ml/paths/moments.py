@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 
-from service.ml.metrics import prediction_metrics
 from service.ml.paths.problem import PenalizedLeastSquares
 from service.ml.pipeline import Columns, DesignTransformer, FeatureLayout
 from service.ml.spec import PreprocessingSpec
@@ -55,10 +54,15 @@ class CVFold:
         problem = PenalizedLeastSquares.from_design(X_fit, y[fit_rows], fit_intercept=fit_intercept)
         return cls(problem, design.transform(columns, val_rows), y[val_rows])
 
-    def evaluate(self, coefs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Validation metrics (one row per column of ``coefs``) and nonzero counts."""
+    def evaluate(
+        self, coefs: np.ndarray, metrics: Callable[[np.ndarray, np.ndarray], np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Validation metrics (one row per column of ``coefs``) and nonzero counts.
+
+        ``metrics(y_val, X_val·coefs + intercepts)``: the family's fold metrics.
+        """
         predictions = self.X_val @ coefs + self.problem.intercepts(coefs)
-        return prediction_metrics(self.y_val, predictions), np.count_nonzero(coefs, axis=0)
+        return metrics(self.y_val, predictions), np.count_nonzero(coefs, axis=0)
 
 
 def _is_constant(var: np.ndarray, mean: np.ndarray, n_samples: int) -> np.ndarray:

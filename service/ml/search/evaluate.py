@@ -215,10 +215,11 @@ class CrossValidation:
                 if fold is None or self.scheduler.stop.is_set():
                     return None
                 started = time.perf_counter()
-                coefs, gaps = estimators.get(segment.kind).solve_path(
+                family = estimators.get(segment.kind)
+                coefs, gaps = family.solve_path(
                     fold.problem, self.penalty, segment.l1_ratio, segment.alphas, start
                 )
-                metrics, nonzero = fold.evaluate(coefs)
+                metrics, nonzero = fold.evaluate(coefs, family.fold_metrics)
                 results.append((coefs, gaps, metrics, nonzero, time.perf_counter() - started))
                 start = None
             return results
