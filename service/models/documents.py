@@ -1,7 +1,7 @@
 """A fit's result as the stored model: the portable document and the summary the API shows.
 
 :func:`model_documents` turns the dataclasses of :mod:`service.ml` (a
-:class:`~service.ml.fitting.FitResult` and its :class:`~service.ml.search.results.SearchResult`)
+:class:`~service.ml.fitted.FitResult` and its :class:`~service.ml.search.results.SearchResult`)
 into the JSON stored with a model and returned by ``GET /v1/models/{id}`` and its ``path``.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from service.ml.fitting import FitResult, RegularizationPath
+from service.ml.fitted import FitResult, RegularizationPath
 from service.ml.metrics import finite_list, finite_or_none
 from service.ml.search.results import SearchResult
 from service.ml.spec import JobSpec, TuningSpec
