@@ -18,18 +18,21 @@ It must provide:
     job may name (:data:`METRICS`, :data:`SCORERS`). A classification family adds its
     task's entries there and overrides ``fold_metrics`` (accuracy, log loss, ... of the
     linear predictions a path solver's coefficients give on a fold's validation rows).
-``parameter_constraints``
+``parameter_constraints``, ``searchable``, ``default_l1_ratio``, ``default_max_iter``
     Like scikit-learn's ``_parameter_constraints``: the one declared place where the
     family's hyperparameters (besides ``fit_intercept``, ``tol``, ``max_iter``,
     ``positive``) are bounded, as :class:`Interval`\\ s; a hyperparameter the family does
-    not declare must be None. :meth:`EstimatorFamily.check` applies them.
-    ``searchable`` lists those a search may vary, in the order ``GridSearchCV`` shows them.
+    not declare must be None. :meth:`EstimatorFamily.check` applies them whenever a
+    :class:`Penalty` is made (:meth:`EstimatorFamily.penalty`). ``searchable`` lists those a
+    search may vary, in the order ``GridSearchCV`` shows them; the defaults fill what a job
+    leaves unset. (:class:`Penalty` carries ``alpha`` and ``l1_ratio`` today; a family with
+    other hyperparameters, such as ``C`` and ``class_weight``, adds them there.)
 ``build``
     The scikit-learn equivalent: the unfitted estimator for a :class:`Penalty`. A fit of
     regfit equals ``make_pipeline(<preprocessing>, family.build(penalty)).fit(...)``.
-``objective``, ``from_lambdas``, ``to_lambdas``, ``conversion``
-    The objective minimised (in the class docstring, in scikit-learn's notation) and the
-    conversion from and to the seed's λ notation ``J(θ) = MSE(θ) + λ1·Σ|θi| + λ2·Σθi²``,
+    The class docstring states the objective the estimator minimises.
+``describes``, ``from_lambdas``, ``to_lambdas``, ``conversion``
+    The conversion from and to the seed's λ notation ``J(θ) = MSE(θ) + λ1·Σ|θi| + λ2·Σθi²``,
     with a sentence that states it to the user. A family without a λ form (a classifier)
     returns False from ``describes`` and is never chosen by lambdas.
 ``solve_path`` (optional)
@@ -37,7 +40,10 @@ It must provide:
     (:mod:`service.ml.paths`): ``has_path_solver`` says whether there is one. With it come
     ``path_in_one_step`` (one decomposition covers every alpha), ``warm_starts`` (a
     solution is a good start for the next alpha), ``path_needs_design`` (the solver needs
-    the design matrix, not only its Gram) and ``default_path_alphas``.
+    the design matrix, not only its Gram) and ``default_path_alphas``. The search's
+    evaluation loop (:mod:`service.ml.search.evaluate`) runs path solvers only so far: a
+    family without one needs a cold-fit evaluation there (``build(...).fit`` per
+    candidate and fold) — the next family's work.
 ``design_order``
     The memory order the estimator's solver wants the design matrix in.
 """

@@ -255,14 +255,14 @@ class CrossValidation:
     def run_batch(self, candidates: list[Candidate]) -> None:
         """Evaluate ``candidates`` on every fold: one path per chain, chunked.
 
-        A chain of several alphas is walked in warm-started chunks (Ridge: one chunk, a
-        single decomposition). The first chunk is ``1/PATH_CHUNKS`` of the path; each next
-        one is sized from the seconds per alpha the last one took, to last about
-        ``CHUNK_SECONDS`` (at most ``CHUNK_GROWTH`` times the last size), so a chunk's
-        fixed cost (validation predictions, scheduling) stays small next to its solve while
-        cancel and timeout still act within a fraction of a second. Chains of one alpha (a
-        random search over a continuous ``l1_ratio``) are cold fits, bundled so that a few
-        dozen tasks per fold cover them.
+        A chain of several alphas is walked in warm-started chunks (in one chunk where its
+        family's ``path_in_one_step``: Ridge's single decomposition). The first chunk is
+        ``1/PATH_CHUNKS`` of the path; each next one is sized from the seconds per alpha the
+        last one took, to last about ``CHUNK_SECONDS`` (at most ``CHUNK_GROWTH`` times the
+        last size), so a chunk's fixed cost (validation predictions, scheduling) stays small
+        next to its solve while cancel and timeout still act within a fraction of a second.
+        Chains of one alpha (a random search over a continuous ``l1_ratio``) are cold fits,
+        bundled so that a few dozen tasks per fold cover them.
         """
         chains: dict[tuple[str, float | None], dict[float, list[int]]] = {}
         for i, c in enumerate(candidates):

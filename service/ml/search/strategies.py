@@ -184,7 +184,7 @@ def run_search(
     )
     with warnings.catch_warnings(record=True) as caught, blas:
         # Solver warnings from the pool's threads land here too (the filters are global);
-        # convergence is judged from the duality gaps instead (see the module doc).
+        # convergence is judged from the duality gaps instead (service.ml.paths.enet).
         warnings.simplefilter("always")
         search_ = CrossValidation(
             columns,
