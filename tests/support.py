@@ -24,3 +24,12 @@ def wait_for_job(
             return job
         time.sleep(0.02)
     raise AssertionError(f"job {job_id} is {job.get('status')} after {timeout} s: {job}")
+
+
+def fit_documents(columns: Any, spec: Any, **kwargs: Any) -> Any:
+    """Fits ``spec`` with :func:`service.ml.fitting.fit_job` and returns the stored documents
+    (portable model, summary, progress) the job runner makes of the result."""
+    from service.ml.fitting import fit_job
+    from service.models.documents import model_documents
+
+    return model_documents(fit_job(columns, spec, **kwargs), spec)

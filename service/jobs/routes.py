@@ -11,10 +11,11 @@ from service.config import Settings
 from service.datasets import service as datasets
 from service.jobs import service as jobs
 from service.jobs.schemas import JobOut, JobStatus, job_body
-from service.ml.fitting import split_sizes
+from service.ml.errors import FitError
 from service.ml.pipeline import design_bytes
+from service.ml.search.candidates import count_candidates
 from service.ml.spec import JobSpec
-from service.ml.tuning import count_candidates
+from service.ml.split import split_sizes
 from service.tables import Dataset
 from service.web import (
     AppSettings,
@@ -115,7 +116,7 @@ def _check_split(spec: JobSpec, n_rows: int) -> None:
     """The split must leave training rows, and enough of them for the CV folds."""
     try:
         n_train, _ = split_sizes(n_rows, spec.split)
-    except errors.FitError as exc:
+    except FitError as exc:
         raise errors.InvalidInput(
             exc.detail, errors=[errors.field_error("/split/test_size", exc.detail)]
         ) from exc

@@ -10,13 +10,13 @@
     pipeline.fit(X[train], y[train])
 
 with the coefficients, intercept and metrics of that pipeline, and the model as a
-portable document (:mod:`service.models.portable`).
+portable document (:mod:`service.ml.portable`). The result is a :class:`FitResult`; the
+model's API body is made of it by :mod:`service.models.documents`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 import threading
@@ -24,16 +24,21 @@ import time
 import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
-from sklearn.model_selection import train_test_split
 
-from service.errors import FitError, RegfitError
-from service.ml import tuning
-from service.ml.metrics import finite_list, finite_or_none, regression_metrics
-from service.ml.penalties import Penalty, penalty_notations, resolve_penalty
+from service.ml import estimators
+from service.ml.errors import FitCancelled
+from service.ml.fitted import (
+    FitResult,
+    comparison_nonzero,
+    original_units,
+    portable_document,
+    regularization_path,
+)
+from service.ml.metrics import regression_metrics
+from service.ml.penalties import penalty_notations, resolve_penalty
 from service.ml.pipeline import (
     Columns,
     DesignTransformer,
@@ -41,29 +46,14 @@ from service.ml.pipeline import (
     select_features,
     target_values,
 )
-from service.ml.spec import JobSpec, SplitSpec
-from service.models import portable
+from service.ml.search.candidates import searched_kinds
+from service.ml.search.results import SearchResult
+from service.ml.search.strategies import run_search
+from service.ml.spec import JobSpec
+from service.ml.split import split_rows
 
 Progress = Callable[[int, int, str], None]
 StopCheck = Callable[[], bool]
-
-
-class FitCancelled(RegfitError):
-    """Raised when ``should_stop`` asks a fit to stop (the job was cancelled or taken over)."""
-
-    status = 409
-    slug = "cancelled"
-    title = "Job cancelled"
-
-
-@dataclass
-class FitOutcome:
-    """What a fit produces: the portable model document, the model summary, and the job's
-    final ``progress`` as ``(done, total, message)``."""
-
-    portable: dict[str, Any]
-    summary: dict[str, Any]
-    progress: tuple[int, int, str] = (1, 1, "done")
 
 
 def _no_progress(done: int, total: int, message: str) -> None:
@@ -74,59 +64,37 @@ def _never() -> bool:
     return False
 
 
-def split_rows(n_rows: int, split: SplitSpec) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(train, test)`` row indices exactly as ``train_test_split`` picks them.
+def _search_and_prepare(
+    columns: Columns,
+    layout: FeatureLayout,
+    design: DesignTransformer,
+    y: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    spec: JobSpec,
+    progress: Progress,
+    should_stop: StopCheck,
+) -> tuple[SearchResult, tuple[np.ndarray, np.ndarray | None, float]]:
+    """Run the search of ``spec.tuning``, and meanwhile prepare the refit's designs.
 
-    ``test_size`` 0 trains on every row (in order) with an empty test set.
-
-    Raises
-    ------
-    FitError
-        If the split leaves no training row, or ``test_size`` exceeds the rows.
+    The refit's preprocessing does not depend on the search's answer: it runs on a thread
+    of its own, filling the cores the search leaves idle between its steps. The training
+    rows are gathered once for both (each gets its own copy: both work on theirs in place).
     """
-    rows = np.arange(n_rows)
-    if split.test_size == 0:
-        return rows, rows[:0]
-    try:
-        train, test = train_test_split(
-            rows, test_size=split.test_size, shuffle=split.shuffle, random_state=split.random_state
+    assert spec.tuning is not None
+    train_numeric, test_numeric = design.numeric_blocks(columns, [train, test])
+    search_numeric = train_numeric.copy()
+    with ThreadPoolExecutor(
+        1, thread_name_prefix="regfit-prep", initializer=_behind_the_search
+    ) as pool:
+        kinds = searched_kinds(spec.tuning, spec.penalty.type)
+        prepared = pool.submit(
+            _prepare, design, columns, train, test, (train_numeric, test_numeric), kinds
         )
-    except ValueError as exc:
-        raise FitError(
-            f"cannot split {n_rows} rows with test_size={split.test_size}: {exc}"
-        ) from exc
-    return np.asarray(train), np.asarray(test)
-
-
-def split_sizes(n_rows: int, split: SplitSpec) -> tuple[int, int]:
-    """``(n_train, n_test)`` of :func:`split_rows`, without drawing the rows.
-
-    ``train_test_split``'s arithmetic: a fractional ``test_size`` takes ``ceil(test_size·n)``
-    test rows, an integer one that many.
-
-    Raises
-    ------
-    FitError
-        If the split leaves no training row, or ``test_size`` exceeds the rows.
-    """
-    if split.test_size == 0:
-        return n_rows, 0
-    if isinstance(split.test_size, int):
-        n_test = split.test_size
-        if n_test >= n_rows:
-            raise FitError(
-                f"cannot split {n_rows} rows with test_size={n_test}: it must be less than "
-                f"the number of rows"
-            )
-    else:
-        n_test = math.ceil(split.test_size * n_rows)
-    n_train = n_rows - n_test
-    if n_train < 1:
-        raise FitError(
-            f"cannot split {n_rows} rows with test_size={split.test_size}: no training row "
-            f"would be left"
+        tuned = _tune(
+            columns, layout, y, train, spec, progress, should_stop, train_numeric=search_numeric
         )
-    return n_train, n_test
+    return tuned, prepared.result()
 
 
 def _tune(
@@ -135,56 +103,28 @@ def _tune(
     y: np.ndarray,
     train: np.ndarray,
     spec: JobSpec,
-    *,
     progress: Progress,
     should_stop: StopCheck,
+    *,
     train_numeric: np.ndarray,
-) -> tuning.TuningOutcome:
+) -> SearchResult:
     """Run the cross-validated search of ``spec.tuning`` on the training rows."""
     assert spec.tuning is not None
 
     def search_progress(done: int, total: int, message: str) -> None:
         progress(done, total + 1, message)  # + 1: the final refit on the training split
 
-    try:
-        return tuning.search(
-            columns,
-            layout,
-            spec.preprocessing,
-            y,
-            train,
-            spec.tuning,
-            spec.penalty,
-            progress=search_progress,
-            should_stop=should_stop,
-            train_numeric=train_numeric,
-        )
-    except tuning.TuningCancelled as exc:
-        raise FitCancelled("the job was asked to stop") from exc
-
-
-def coefficient_tables(
-    design: DesignTransformer, coef: np.ndarray, intercept: float
-) -> tuple[dict[str, dict[str, float | None]], dict[str, float | None]]:
-    """Express the fitted model in scaled units (as fitted) and in the original units.
-
-    A numeric feature's original-unit coefficient is ``coef/scale``; the intercept absorbs
-    the centring, ``b - Σ coef_j·mean_j/scale_j``. One-hot columns are the same in both.
-    """
-    names = design.feature_names_out_
-    n_numeric = len(design.layout.numeric)
-    scaler = design.scaler_
-    original = coef.astype(np.float64).copy()
-    original_intercept = float(intercept)
-    if scaler is not None:
-        original[:n_numeric] = coef[:n_numeric] / scaler.scale_
-        original_intercept = float(intercept - np.sum(original[:n_numeric] * scaler.mean_))
-    return (
-        {
-            "original": {n: finite_or_none(c) for n, c in zip(names, original, strict=True)},
-            "scaled": {n: finite_or_none(c) for n, c in zip(names, coef, strict=True)},
-        },
-        {"original": finite_or_none(original_intercept), "scaled": finite_or_none(intercept)},
+    return run_search(
+        columns,
+        layout,
+        spec.preprocessing,
+        y,
+        train,
+        spec.tuning,
+        spec.penalty,
+        progress=search_progress,
+        should_stop=should_stop,
+        train_numeric=train_numeric,
     )
 
 
@@ -210,17 +150,17 @@ def _prepare(
     """Fit the preprocessing on the training rows; the training and test designs, seconds.
 
     ``numeric``: the training and test rows' numeric blocks when the caller gathered them
-    (they may be transformed in place). ``kinds``: the estimator kinds the training design
-    may be fitted with. Coordinate descent (Lasso, ElasticNet) works on a Fortran-ordered
-    copy of it, which the design is then made as; Ridge keeps the C order that
-    scikit-learn's own pipeline hands it.
+    (they may be transformed in place). ``kinds``: the estimator families the training
+    design may be fitted with; it is made in the order their solvers want (C if any wants
+    it: the order scikit-learn's own pipeline hands over).
     """
     started = time.perf_counter()
     if numeric is None:
         train_numeric, test_numeric = design.numeric_blocks(columns, [train, test])
     else:
         train_numeric, test_numeric = numeric
-    order: Literal["C", "F"] = "C" if "l2" in kinds else "F"
+    orders = {estimators.get(kind).design_order for kind in kinds}
+    order: Literal["C", "F"] = "C" if "C" in orders else "F"
     X_train = design.fit_transform(columns, train, numeric=train_numeric, order=order)
     X_test = design.transform(columns, test, numeric=test_numeric) if len(test) else None
     return X_train, X_test, time.perf_counter() - started
@@ -233,7 +173,7 @@ def fit_job(
     training_sha256: str,
     progress: Progress = _no_progress,
     should_stop: StopCheck = _never,
-) -> FitOutcome:
+) -> FitResult:
     """Fit the job's penalized linear model on its training split.
 
     Parameters
@@ -251,7 +191,7 @@ def fit_job(
 
     Returns
     -------
-    FitOutcome
+    FitResult
 
     Raises
     ------
@@ -266,36 +206,15 @@ def fit_job(
     y = target_values(columns, spec.target)
     train, test = split_rows(len(y), spec.split)
     design = DesignTransformer(layout, spec.preprocessing)
-    tuned: tuning.TuningOutcome | None = None
+    tuned: SearchResult | None = None
     fits_done, fits_total, message = 0, 1, "fitting"
     with warnings.catch_warnings(record=True) as caught:
         # Convergence and similar warnings are results to report, not failures.
         warnings.simplefilter("always")
         if spec.tuning is not None:
-            # The refit's preprocessing does not depend on the search's answer: it runs on
-            # a thread of its own meanwhile, filling the cores the search leaves idle
-            # between its steps. The training rows are gathered once for both (each gets its
-            # own copy: both work on theirs in place).
-            train_numeric, test_numeric = design.numeric_blocks(columns, [train, test])
-            search_numeric = train_numeric.copy()
-            with ThreadPoolExecutor(
-                1, thread_name_prefix="regfit-prep", initializer=_behind_the_search
-            ) as pool:
-                kinds = tuning.searched_kinds(spec.tuning, spec.penalty.type)
-                prepared = pool.submit(
-                    _prepare, design, columns, train, test, (train_numeric, test_numeric), kinds
-                )
-                tuned = _tune(
-                    columns,
-                    layout,
-                    y,
-                    train,
-                    spec,
-                    progress=progress,
-                    should_stop=should_stop,
-                    train_numeric=search_numeric,
-                )
-            X_train, X_test, prep_seconds = prepared.result()
+            tuned, (X_train, X_test, prep_seconds) = _search_and_prepare(
+                columns, layout, design, y, train, test, spec, progress, should_stop
+            )
             penalty = tuned.penalty
             fits_done, fits_total = tuned.fits_done, tuned.fits_total + 1
             message = "refitting the selected candidate on the training split"
@@ -323,105 +242,47 @@ def fit_job(
     coef = np.asarray(estimator.coef_, dtype=np.float64).ravel()
     intercept = float(np.ravel(estimator.intercept_)[0])  # 0.0 when fit_intercept is False
     notations = penalty_notations(penalty, len(train))
-    coefficients, intercepts = coefficient_tables(design, coef, intercept)
-    summary: dict[str, Any] = {
-        "target": spec.target,
-        "features": list(layout.features),
-        "dropped_features": list(layout.dropped),
-        "feature_names_out": list(design.feature_names_out_),
-        "penalty": notations,
-        "preprocessing": spec.preprocessing.model_dump(),
-        "coefficients": coefficients,
-        "intercept": intercepts,
-        "n_nonzero": int(np.count_nonzero(coef)),
-        "metrics": {"train": train_metrics, "test": test_metrics, "cv": None},
-        "tuning": None,
-        "fit_seconds": fit_seconds,
-        "n_train": len(train),
-        "n_test": len(test),
-        "split": spec.split.model_dump(),
-        "warnings": _warning_messages(caught),
-        "path": None,
-    }
-    if tuned is not None:
-        summary["tuning"] = tuned.summary
-        summary["metrics"]["cv"] = tuned.cv_metrics
-        summary["warnings"] = [*tuned.warnings, *summary["warnings"]]
-        _fill_comparison(tuned, penalty, summary, X_train, y[train])
-    summary["path"] = _regularization_path(design, penalty, X_train, y[train], tuned)
-    document = _portable_document(layout, design, coef, intercept, notations, training_sha256)
-    final = (fits_total, fits_total, "done")
-    if tuned is not None and spec.tuning is not None and tuned.summary["timed_out"]:
-        t = tuned.summary
-        final = (
-            fits_done + 1,
-            fits_total,
-            f"done: the search stopped at timeout_seconds={spec.tuning.timeout_seconds} "
-            f"(tuning.timed_out) with {t['n_candidates_finished']} of {t['n_candidates']} "
-            f"candidates finished on every fold; the best of those was refit",
-        )
+    original_coef, original_intercept = original_units(design, coef, intercept)
+    fit_warnings = _warning_messages(caught)
+    final = _final_progress(spec, tuned, fits_done, fits_total)
+    result = FitResult(
+        document=portable_document(layout, design, coef, intercept, notations, training_sha256),
+        layout=layout,
+        feature_names_out=list(design.feature_names_out_),
+        penalty=penalty,
+        notations=notations,
+        coef=coef,
+        intercept=intercept,
+        original_coef=original_coef,
+        original_intercept=original_intercept,
+        train_metrics=train_metrics,
+        test_metrics=test_metrics,
+        search=tuned,
+        comparison_nonzero=comparison_nonzero(tuned, penalty, coef, X_train, y[train]),
+        path=regularization_path(penalty, X_train, y[train], tuned),
+        fit_seconds=fit_seconds,
+        n_train=len(train),
+        n_test=len(test),
+        warnings=fit_warnings if tuned is None else [*tuned.warnings, *fit_warnings],
+        progress=final,
+    )
     progress(*final)
-    return FitOutcome(portable=document, summary=summary, progress=final)
+    return result
 
 
-def _fill_comparison(
-    tuned: tuning.TuningOutcome,
-    chosen: Penalty,
-    summary: dict[str, Any],
-    X_train: np.ndarray,
-    y_train: np.ndarray,
-) -> None:
-    """Refit each compared penalty's best candidate on the training split for ``n_nonzero``."""
-    comparison = tuned.summary.get("comparison")
-    if comparison is None:
-        return
-    for kind, penalty in tuned.comparison_penalties.items():
-        if penalty == chosen:
-            comparison[kind]["n_nonzero"] = summary["n_nonzero"]
-            continue
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # only the count is kept from this fit
-            fitted = penalty.estimator().fit(X_train, y_train)
-        comparison[kind]["n_nonzero"] = int(np.count_nonzero(fitted.coef_))
-
-
-def _regularization_path(
-    design: DesignTransformer,
-    penalty: Penalty,
-    X_train: np.ndarray,
-    y_train: np.ndarray,
-    tuned: tuning.TuningOutcome | None,
-) -> dict[str, Any]:
-    """The fitted penalty's coefficients (scaled units) along a range of alphas.
-
-    A tuned model's path runs over the searched alphas of the selected penalty and
-    ``l1_ratio``, with their CV scores; an untuned model's over
-    :func:`service.ml.tuning.default_path_alphas`.
-    """
-    if tuned is not None:
-        alphas = tuned.path_alphas
-    else:
-        alphas = tuning.default_path_alphas(X_train, y_train, penalty)
-    if tuned is not None and tuned.path_coefficients is not None:
-        coefs, converged = tuned.path_coefficients  # the search solved it on an idle thread
-    else:
-        coefs, converged = tuning.coefficient_path(
-            X_train, y_train, penalty, alphas, problem=None if tuned is None else tuned.path_problem
-        )
-    names = design.feature_names_out_
-    return {
-        "penalty": penalty.kind,
-        "l1_ratio": penalty.l1_ratio,
-        "alpha": penalty.alpha,
-        "alphas": list(alphas),
-        "units": "scaled",
-        "coefficients": {name: finite_list(coefs[j]) for j, name in enumerate(names)},
-        "n_nonzero": [int(n) for n in np.count_nonzero(coefs, axis=0)],
-        "converged": converged,
-        "cv": None
-        if tuned is None
-        else {"mean": tuned.path_mean, "std": tuned.path_std, "scoring": tuned.summary["scoring"]},
-    }
+def _final_progress(
+    spec: JobSpec, tuned: SearchResult | None, fits_done: int, fits_total: int
+) -> tuple[int, int, str]:
+    """The job's last ``progress``: every fit done, or how far a timed-out search got."""
+    if tuned is None or spec.tuning is None or not tuned.timed_out:
+        return (fits_total, fits_total, "done")
+    return (
+        fits_done + 1,
+        fits_total,
+        f"done: the search stopped at timeout_seconds={spec.tuning.timeout_seconds} "
+        f"(tuning.timed_out) with {len(tuned.candidates)} of {tuned.n_candidates} "
+        f"candidates finished on every fold; the best of those was refit",
+    )
 
 
 def _warning_messages(caught: list[warnings.WarningMessage]) -> list[str]:
@@ -431,31 +292,3 @@ def _warning_messages(caught: list[warnings.WarningMessage]) -> list[str]:
         if text not in messages:
             messages.append(text)
     return messages
-
-
-def _portable_document(
-    layout: FeatureLayout,
-    design: DesignTransformer,
-    coef: np.ndarray,
-    intercept: float,
-    notations: dict[str, Any],
-    training_sha256: str,
-) -> dict[str, Any]:
-    if not (np.all(np.isfinite(coef)) and np.isfinite(intercept)):
-        raise FitError("the fit produced non-finite coefficients; try a larger alpha or scaling")
-    kinds = {name: "numeric" for name in layout.numeric}
-    kinds.update({name: "categorical" for name in layout.categorical})
-    return portable.make_document(
-        target=layout.target,
-        features=[
-            {"name": name, "kind": kinds[name], "dtype": layout.dtypes[name]}
-            for name in layout.features
-        ],
-        numeric=design.numeric_parameters(),
-        categorical=design.categorical_parameters(),
-        coef=coef.tolist(),
-        intercept=intercept,
-        feature_names_out=design.feature_names_out_,
-        penalty=notations,
-        training_data_sha256=training_sha256,
-    )

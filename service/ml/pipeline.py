@@ -38,7 +38,7 @@ import numpy as np
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from service.errors import FitError
+from service.ml.errors import FitError
 from service.ml.spec import PreprocessingSpec
 
 Columns = Mapping[str, np.ndarray]

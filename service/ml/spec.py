@@ -75,7 +75,7 @@ class PenaltySpec(_Spec):
 
     Lambda form: ``lambda1`` and ``lambda2`` in ``J(θ) = MSE(θ) + λ1·Σ|θi| + λ2·Σθi²``;
     ``type`` may be omitted and is inferred from which lambdas are positive. The exact
-    conversion is documented in :mod:`service.ml.penalties`.
+    conversion is documented in :mod:`service.ml.estimators.linear`.
 
     After validation ``type`` is canonical (``l1``, ``l2``, ``elasticnet``; the aliases
     ``lasso`` and ``ridge`` are normalised). It is ``None`` only in the scikit-learn form

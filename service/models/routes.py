@@ -18,7 +18,9 @@ from starlette.concurrency import run_in_threadpool
 
 from service import auth, errors
 from service.db import Database
-from service.models import portable
+from service.ml import portable
+from service.ml.errors import InvalidModelInput
+from service.models import predict_input
 from service.models import service as models
 from service.web import PageParams, ReadSession, WriteSession, page_body
 
@@ -139,7 +141,7 @@ PREDICT_OPENAPI: dict[str, Any] = {
 async def predict(request: Request) -> Response:
     """Predictions for rows (in ``features`` order), records, or a CSV with a header.
 
-    Validation is :mod:`service.models.portable`'s, not pydantic's: one numpy conversion for
+    Validation is :mod:`service.models.predict_input`'s, not pydantic's: one numpy conversion for
     an all-numeric body, a check per cell (naming each bad one) for anything else.
     """
     model = await compiled_model(request, request.path_params["model_id"])
@@ -312,7 +314,7 @@ def _parse_request(
         except UnicodeDecodeError as exc:
             raise errors.InvalidInput("the CSV body is not valid UTF-8") from exc
         _check_count(len(table), limit)
-        return portable.parse_table(model, header, table)
+        return predict_input.parse_table(model, header, table)
     if content_type and not content_type.startswith("application/json"):
         raise errors.UnsupportedMediaType(
             f"content type {content_type!r} is not supported; send application/json or text/csv"
@@ -348,7 +350,7 @@ def _parse_request(
                 errors=[errors.field_error("/rows", "expected a list")],
             )
         _check_count(len(rows), limit)
-        return portable.parse_rows(model, rows)
+        return predict_input.parse_rows(model, rows)
     records = payload["records"]
     if not isinstance(records, list):
         raise errors.InvalidInput(
@@ -356,7 +358,7 @@ def _parse_request(
             errors=[errors.field_error("/records", "expected a list")],
         )
     _check_count(len(records), limit)
-    return portable.parse_records(model, records)
+    return predict_input.parse_records(model, records)
 
 
 def _check_count(n: int, limit: int) -> None:
@@ -367,7 +369,9 @@ def _check_count(n: int, limit: int) -> None:
 
 
 def _predict(model: portable.CompiledModel, content_type: str, body: bytes, limit: int) -> bytes:
-    predictions: np.ndarray = portable.predict(
-        model, _parse_request(model, content_type, body, limit)
-    )
+    inputs = _parse_request(model, content_type, body, limit)
+    try:
+        predictions: np.ndarray = portable.predict(model, inputs)
+    except InvalidModelInput as exc:
+        raise errors.InvalidInput(exc.detail, errors=exc.errors) from exc
     return orjson.dumps({"predictions": predictions}, option=orjson.OPT_SERIALIZE_NUMPY)

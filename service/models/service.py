@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 
 from service import errors
 from service.db import utcnow
-from service.ml.fitting import FitOutcome
 from service.ml.spec import JobSpec
+from service.models.documents import ModelDocuments
 from service.tables import Job, Model
 
 # Summary parts with a route of their own, left out of the model body.
@@ -27,7 +27,7 @@ def new_id() -> str:
 
 
 def create_for_job(
-    *, session: Session, job_id: str, attempt: int, spec: JobSpec, outcome: FitOutcome
+    *, session: Session, job_id: str, attempt: int, spec: JobSpec, outcome: ModelDocuments
 ) -> Model | None:
     """Stores the model of a finished attempt and marks the job succeeded, atomically.
 

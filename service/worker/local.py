@@ -130,7 +130,7 @@ def worker_main(conn: Connection, settings_json: str, lifeline: Connection | Non
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
-    from service.ml.tuning import threadpool_controller  # found by the fork server already
+    from service.ml.threads import threadpool_controller  # found by the fork server already
     from service.worker import runner  # imported by the fork server already
 
     settings = Settings.model_validate_json(settings_json)

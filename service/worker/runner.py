@@ -25,6 +25,7 @@ from service.datasets import service as datasets
 from service.datasets import storage
 from service.db import Database
 from service.jobs import service as jobs
+from service.ml import errors as ml_errors
 from service.ml import fitting
 from service.ml.pipeline import (
     Columns,
@@ -34,6 +35,7 @@ from service.ml.pipeline import (
     select_features,
 )
 from service.ml.spec import JobSpec
+from service.models import documents
 from service.models import service as models
 
 log = logging.getLogger("regfit.runner")
@@ -47,6 +49,14 @@ _M_MMAP_THRESHOLD = -3
 
 class JobStopped(Exception):
     """The job was cancelled (or re-assigned) while this attempt ran."""
+
+
+class JobCancelled(errors.RegfitError):
+    """The fit stopped because the job was cancelled or taken over while this attempt ran."""
+
+    status = 409
+    slug = "cancelled"
+    title = "Job cancelled"
 
 
 def _progress_writer(db: Database, job_id: str, attempt: int) -> Callable[[int, int, str], None]:
@@ -164,14 +174,19 @@ def execute(
             path = storage.dataset_path(settings, dataset)
             sha256 = dataset.sha256
         columns = _dataset_columns(path, sha256, settings.dataset_cache_bytes)
-        _check_design(columns, spec, settings.max_design_bytes)
-        outcome = fitting.fit_job(
-            columns,
-            spec,
-            training_sha256=sha256,
-            progress=_progress_writer(db, job_id, attempt),
-            should_stop=_stop_checker(db, job_id, attempt),
-        )
+        try:
+            _check_design(columns, spec, settings.max_design_bytes)
+            result = fitting.fit_job(
+                columns,
+                spec,
+                training_sha256=sha256,
+                progress=_progress_writer(db, job_id, attempt),
+                should_stop=_stop_checker(db, job_id, attempt),
+            )
+        except ml_errors.FitCancelled as exc:
+            raise JobCancelled(exc.detail) from exc
+        except ml_errors.FitError as exc:
+            raise errors.FitError(exc.detail, errors=exc.errors) from exc
         if deadline is not None and time.time() >= deadline:
             with db.session() as session:
                 jobs.fail(
@@ -181,6 +196,7 @@ def execute(
                     problem=jobs.time_limit_problem(settings.job_time_limit_seconds),
                 )
             return _status(db, job_id)
+        outcome = documents.model_documents(result, spec)
         with db.session() as session:
             model = models.create_for_job(
                 session=session, job_id=job_id, attempt=attempt, spec=spec, outcome=outcome

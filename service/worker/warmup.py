@@ -16,7 +16,7 @@ from sqlalchemy.orm import configure_mappers
 
 from service.ml.fitting import fit_job
 from service.ml.spec import JobSpec
-from service.ml.tuning import threadpool_controller
+from service.ml.threads import threadpool_controller
 from service.worker import runner  # noqa: F401  (scikit-learn, pyarrow, the ORM tables)
 
 configure_mappers()

@@ -14,12 +14,14 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from support import fit_documents
 
-from service.errors import FitError
-from service.ml.fitting import FitCancelled, fit_job, split_rows
+from service.ml.errors import FitCancelled, FitError
 from service.ml.pipeline import ColumnTable
+from service.ml.portable import compile_model, predict
 from service.ml.spec import JobSpec, SplitSpec
-from service.models.portable import compile_model, parse_rows, predict
+from service.ml.split import split_rows
+from service.models.predict_input import parse_rows
 
 FEATURES = ["x0", "x1", "city", "x2", "x3"]
 NUMERIC = [0, 1, 3, 4]
@@ -96,7 +98,7 @@ PENALTIES = [
 def test_fit_equals_sklearn_pipeline(penalty: dict[str, Any], estimator: Any) -> None:
     columns = dataset()
     spec = spec_of(penalty)
-    outcome = fit_job(columns, spec, training_sha256="0" * 64)
+    outcome = fit_documents(columns, spec, training_sha256="0" * 64)
     summary = outcome.summary
 
     train, test = reference_split(150, spec.split)
@@ -174,7 +176,7 @@ def test_the_refit_equals_the_pipeline_to_the_bit(
     if tuned:
         body["tuning"] = {"space": {"alpha": [penalty["alpha"]]}, "cv": {"folds": 3}}
     spec = JobSpec.model_validate(body)
-    outcome = fit_job(columns, spec, training_sha256="0" * 64)
+    outcome = fit_documents(columns, spec, training_sha256="0" * 64)
 
     train, test = reference_split(600, spec.split)
     reference = make_pipeline(SimpleImputer(), StandardScaler(), estimator)
@@ -194,10 +196,10 @@ def test_a_kept_dataset_fits_the_same_model(tuning: dict[str, Any] | None) -> No
     # A worker's cached dataset (a ColumnTable, twice: the second job reuses its matrix).
     columns = dataset(n=300, seed=7)
     spec = spec_of({"type": "l1", "alpha": 0.1}, tuning=tuning)
-    reference = fit_job(columns, spec, training_sha256="0" * 64)
+    reference = fit_documents(columns, spec, training_sha256="0" * 64)
     table = ColumnTable(columns, matrix_bytes=1 << 20)
     for _ in range(2):
-        outcome = fit_job(table, spec, training_sha256="0" * 64)
+        outcome = fit_documents(table, spec, training_sha256="0" * 64)
         assert outcome.portable == reference.portable
         for key in ("coefficients", "intercept", "metrics", "path"):
             assert outcome.summary[key] == reference.summary[key]
@@ -206,7 +208,7 @@ def test_a_kept_dataset_fits_the_same_model(tuning: dict[str, Any] | None) -> No
 def test_original_units_reproduce_the_predictions() -> None:
     columns = dataset()
     spec = spec_of({"type": "elasticnet", "alpha": 0.05})
-    outcome = fit_job(columns, spec, training_sha256="x")
+    outcome = fit_documents(columns, spec, training_sha256="x")
     coefficients, intercept = outcome.summary["coefficients"], outcome.summary["intercept"]
     numeric = ["x0", "x1", "x2", "x3"]
     imputed = np.column_stack([columns[name] for name in numeric])
@@ -236,7 +238,7 @@ def test_original_units_reproduce_the_predictions() -> None:
 
 def test_without_scaling_original_and_scaled_agree() -> None:
     spec = spec_of({"type": "l2", "alpha": 1.0}, preprocessing={"scaling": "none"})
-    summary = fit_job(dataset(), spec, training_sha256="x").summary
+    summary = fit_documents(dataset(), spec, training_sha256="x").summary
     assert summary["coefficients"]["original"] == summary["coefficients"]["scaled"]
     assert summary["intercept"]["original"] == summary["intercept"]["scaled"]
     assert summary["preprocessing"] == {
@@ -267,7 +269,7 @@ def test_split_rows_equal_train_test_split(split: dict[str, Any]) -> None:
 def test_split_picks_the_rows_of_train_test_split() -> None:
     columns = dataset()
     spec = spec_of({"type": "l2", "alpha": 1.0}, split={"test_size": 17, "random_state": 7})
-    summary = fit_job(columns, spec, training_sha256="x").summary
+    summary = fit_documents(columns, spec, training_sha256="x").summary
     train, test = train_test_split(np.arange(150), test_size=17, random_state=7)
     X, y = design_inputs(columns), columns["y"]
     reference = reference_pipeline(Ridge(alpha=1.0), spec).fit(X[train], y[train])
@@ -281,7 +283,7 @@ def test_split_picks_the_rows_of_train_test_split() -> None:
 def test_test_size_zero_trains_on_every_row() -> None:
     columns = dataset()
     spec = spec_of({"type": "l1", "alpha": 0.1}, split={"test_size": 0})
-    summary = fit_job(columns, spec, training_sha256="x").summary
+    summary = fit_documents(columns, spec, training_sha256="x").summary
     assert (summary["n_train"], summary["n_test"]) == (150, 0)
     assert summary["metrics"]["test"] is None
     X = design_inputs(columns)
@@ -294,12 +296,12 @@ def test_test_size_zero_trains_on_every_row() -> None:
 def test_a_split_without_training_rows_fails() -> None:
     spec = spec_of({"type": "l1"}, split={"test_size": 150})
     with pytest.raises(FitError, match="cannot split 150 rows with test_size=150"):
-        fit_job(dataset(), spec, training_sha256="x")
+        fit_documents(dataset(), spec, training_sha256="x")
 
 
 def test_dropped_categorical_columns() -> None:
     spec = spec_of({"type": "l2", "alpha": 1.0}, preprocessing={"categorical": "drop"})
-    outcome = fit_job(dataset(), spec, training_sha256="x")
+    outcome = fit_documents(dataset(), spec, training_sha256="x")
     assert outcome.summary["features"] == ["x0", "x1", "x2", "x3"]
     assert outcome.summary["dropped_features"] == ["city"]
     assert outcome.summary["feature_names_out"] == ["x0", "x1", "x2", "x3"]
@@ -308,13 +310,13 @@ def test_dropped_categorical_columns() -> None:
 
 def test_convergence_warnings_are_reported_not_raised() -> None:
     spec = spec_of({"type": "l1", "alpha": 1e-4, "max_iter": 2, "tol": 1e-12})
-    summary = fit_job(dataset(), spec, training_sha256="x").summary
+    summary = fit_documents(dataset(), spec, training_sha256="x").summary
     assert any(w.startswith("ConvergenceWarning:") for w in summary["warnings"])
 
 
 def test_progress_and_cancellation() -> None:
     calls: list[tuple[int, int, str]] = []
-    fit_job(
+    fit_documents(
         dataset(),
         spec_of({"type": "l1"}),
         training_sha256="x",
@@ -322,13 +324,15 @@ def test_progress_and_cancellation() -> None:
     )
     assert calls == [(0, 1, "fitting"), (1, 1, "done")]
     with pytest.raises(FitCancelled):
-        fit_job(dataset(), spec_of({"type": "l1"}), training_sha256="x", should_stop=lambda: True)
+        fit_documents(
+            dataset(), spec_of({"type": "l1"}), training_sha256="x", should_stop=lambda: True
+        )
 
 
 def test_results_are_json_safe() -> None:
     columns = dataset(n=12)
     spec = spec_of({"type": "l1", "alpha": 0.1}, split={"test_size": 1})
-    outcome = fit_job(columns, spec, training_sha256="abc")
+    outcome = fit_documents(columns, spec, training_sha256="abc")
     summary = json.loads(json.dumps(outcome.summary, allow_nan=False))
     assert summary["metrics"]["test"]["r2"] is None  # undefined for a single row
     assert summary["metrics"]["test"]["mse"] is not None
@@ -354,9 +358,9 @@ def test_data_errors_surface_as_fit_errors() -> None:
     columns = dataset()
     columns["y"][[3, 4]] = np.nan
     with pytest.raises(FitError, match=r"'y' has 2 missing value\(s\)"):
-        fit_job(columns, spec_of({"type": "l1"}), training_sha256="x")
+        fit_documents(columns, spec_of({"type": "l1"}), training_sha256="x")
     with pytest.raises(FitError, match=r"column 'x1' has 8 missing value\(s\)"):
-        fit_job(
+        fit_documents(
             dataset(),
             spec_of({"type": "l1"}, preprocessing={"impute": "none"}),
             training_sha256="x",

@@ -26,7 +26,8 @@ from service.ml.pipeline import (
     select_features,
 )
 from service.ml.spec import JobSpec, PreprocessingSpec
-from service.models.portable import compile_model, parse_records, predict
+from service.ml.portable import compile_model, predict
+from service.models.predict_input import parse_records
 
 BOUNDS = [
     {"max_categories": 4},

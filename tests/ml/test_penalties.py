@@ -9,8 +9,9 @@ import pytest
 from scipy.optimize import minimize
 from sklearn.linear_model import ElasticNet, Lasso, Ridge
 
-from service.errors import FitError
-from service.ml.penalties import Penalty, penalty_notations, resolve_penalty
+from service.ml.errors import FitError
+from service.ml.estimators import Penalty
+from service.ml.penalties import penalty_notations, resolve_penalty
 from service.ml.spec import PenaltySpec
 
 

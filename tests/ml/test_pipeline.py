@@ -11,7 +11,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from service.errors import FitError
+from service.ml.errors import FitError
 from service.ml.pipeline import (
     Columns,
     ColumnTable,

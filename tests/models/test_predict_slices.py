@@ -8,7 +8,8 @@ import orjson
 import pytest
 
 from service.errors import InvalidInput
-from service.models import portable, routes
+from service.ml import portable
+from service.models import predict_input, routes
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def test_sliced_rows_equal_the_whole_body(model: portable.CompiledModel) -> None
     assert len(body) > 3 * routes.PARSE_SLICE_BYTES
     sliced = routes._numeric_rows_in_slices(model, body)
     assert sliced is not None and sliced.n_rows == 40_000
-    whole = portable.parse_rows(model, orjson.loads(body)["rows"])
+    whole = predict_input.parse_rows(model, orjson.loads(body)["rows"])
     np.testing.assert_array_equal(sliced.numeric, whole.numeric)
     np.testing.assert_array_equal(portable.predict(model, sliced), portable.predict(model, whole))
 

@@ -26,18 +26,18 @@ from sklearn.model_selection import (
 )
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from support import fit_documents
 
-from service.ml.fitting import FitCancelled, fit_job, split_rows
-from service.ml.penalties import Penalty
+from service.ml.errors import FitCancelled
+from service.ml.estimators import Penalty
+from service.ml.paths.moments import TrainingMoments
+from service.ml.paths.problem import PenalizedLeastSquares
+from service.ml.paths.ridge import ridge_path
 from service.ml.pipeline import DesignTransformer, select_features
+from service.ml.search.candidates import count_candidates
+from service.ml.search.strategies import run_search
 from service.ml.spec import JobSpec, PenaltySpec, PreprocessingSpec, TuningSpec
-from service.ml.tuning import (
-    PenalizedLeastSquares,
-    TrainingMoments,
-    coefficient_path,
-    count_candidates,
-    search,
-)
+from service.ml.split import split_rows
 
 SCORERS = [
     "r2",
@@ -164,7 +164,7 @@ def assert_same_as(
 def test_seed_example_ridge_equals_grid_search_cv(scoring: str) -> None:
     columns = regression()
     spec = job(columns, {"type": "l2"}, {"space": {"alpha": SEED_ALPHAS}, "scoring": scoring})
-    summary = fit_job(columns, spec, training_sha256="x").summary
+    summary = fit_documents(columns, spec, training_sha256="x").summary
     search = grid_search(columns, spec, Ridge(), {"est__alpha": SEED_ALPHAS}, scoring)
     assert_same_as(summary, search, rtol=1e-8, atol=1e-8)
     assert summary["tuning"]["best_params"] == {"alpha": search.best_params_["est__alpha"]}
@@ -193,7 +193,7 @@ def test_lasso_and_elasticnet_equal_grid_search_cv(
         {"type": kind, **extra},
         {"space": {"alpha": alphas}, "scoring": scoring, "cv": {"folds": 4}},
     )
-    summary = fit_job(columns, spec, training_sha256="x").summary
+    summary = fit_documents(columns, spec, training_sha256="x").summary
     # At scikit-learn's default tol its cold fits are themselves ~1e-5 from the optimum;
     # errors are in the target's units, hence the relative tolerance.
     search = grid_search(columns, spec, estimator, {"est__alpha": alphas}, scoring)
@@ -212,7 +212,7 @@ def test_shuffled_folds_one_hot_and_imputation() -> None:
     for kind, estimator, tol in [("l2", Ridge(), 1e-8), ("l1", Lasso(), 1e-4)]:
         a = alphas if kind == "l1" else [100 * x for x in alphas]
         spec = job(columns, {"type": kind}, {"space": {"alpha": a}, "cv": cv})
-        summary = fit_job(columns, spec, training_sha256="x").summary
+        summary = fit_documents(columns, spec, training_sha256="x").summary
         search = grid_search(columns, spec, estimator, {"est__alpha": a})
         assert_same_as(summary, search, rtol=tol, atol=tol)
         assert summary["tuning"]["best_params"] == {"alpha": search.best_params_["est__alpha"]}
@@ -242,7 +242,7 @@ def test_a_column_missing_from_a_folds_training_rows_is_left_out_there(
             "tuning": {"space": {"alpha": alphas}},
         }
     )
-    summary = fit_job(columns, spec, training_sha256="x").summary
+    summary = fit_documents(columns, spec, training_sha256="x").summary
     pipeline = Pipeline(
         [("prep", make_pipeline(SimpleImputer(), StandardScaler())), ("est", estimator)]
     )
@@ -257,7 +257,7 @@ def test_one_hot_without_missing_values_uses_the_moments_exactly() -> None:
     columns = mixed(n=400, missing=False)
     alphas = [0.01, 0.1, 1.0, 10.0, 100.0]
     spec = job(columns, {"type": "l2"}, {"space": {"alpha": alphas}})
-    summary = fit_job(columns, spec, training_sha256="x").summary
+    summary = fit_documents(columns, spec, training_sha256="x").summary
     search = grid_search(columns, spec, Ridge(), {"est__alpha": alphas})
     assert_same_as(summary, search, rtol=1e-8, atol=1e-8)
 
@@ -281,7 +281,7 @@ def test_a_column_constant_within_a_fold_gets_no_weight_there() -> None:
                 "tuning": {"space": {"alpha": alphas}},
             }
         )
-        summary = fit_job(columns, spec, training_sha256="x").summary
+        summary = fit_documents(columns, spec, training_sha256="x").summary
         search = grid_search(columns, spec, estimator, {"est__alpha": alphas})
         assert_same_as(summary, search, rtol=tol, atol=tol)
 
@@ -303,8 +303,8 @@ def test_moment_folds_equal_the_folds_own_preprocessing() -> None:
         reference = PenalizedLeastSquares.from_design(X_fit, y[train[fit]], fit_intercept=True)
         X_val = design.transform(columns, train[val])
         for alpha in [0.01, 1.0, 30.0]:
-            ours = fold.problem.ridge([alpha])
-            theirs = reference.ridge([alpha])
+            ours = ridge_path(fold.problem, [alpha])
+            theirs = ridge_path(reference, [alpha])
             # Columns of categories the fold never saw carry no weight either way.
             pred = fold.X_val @ ours + fold.problem.intercepts(ours)
             ref_pred = X_val @ theirs + reference.intercepts(theirs)
@@ -320,7 +320,7 @@ def test_penalty_comparison_side_by_side() -> None:
         {},
         {"space": {"penalty": ["l1", "l2", "elasticnet"], "alpha": alphas, "l1_ratio": ratios}},
     )
-    outcome = fit_job(columns, spec, training_sha256="x")
+    outcome = fit_documents(columns, spec, training_sha256="x")
     summary = outcome.summary
     grid = [
         {"est": [Lasso()], "est__alpha": alphas},
@@ -368,8 +368,10 @@ def test_one_standard_error_rule_picks_a_sparser_model() -> None:
     columns = regression(n=200, p=30, noise=20.0, seed=8)
     alphas = list(np.geomspace(5.0, 0.01, 25))
     tuning = {"space": {"alpha": alphas}, "select": "1se"}
-    summary = fit_job(columns, job(columns, {"type": "l1"}, tuning), training_sha256="x").summary
-    best = fit_job(
+    summary = fit_documents(
+        columns, job(columns, {"type": "l1"}, tuning), training_sha256="x"
+    ).summary
+    best = fit_documents(
         columns, job(columns, {"type": "l1"}, {"space": {"alpha": alphas}}), training_sha256="x"
     ).summary
     t = summary["tuning"]
@@ -406,7 +408,9 @@ def test_random_search_is_deterministic_and_seeded() -> None:
         spec = job(columns, {}, {**tuning, "random_state": seed})
         return [
             {k: c[k] for k in ("params", "mean_score", "fold_scores")}
-            for c in fit_job(columns, spec, training_sha256="x").summary["tuning"]["candidates"]
+            for c in fit_documents(columns, spec, training_sha256="x").summary["tuning"][
+                "candidates"
+            ]
         ]
 
     first, again, other = run(1), run(1), run(2)
@@ -483,7 +487,7 @@ def test_random_search_equals_randomized_search_cv(
     columns = regression(n=150, p=8, noise=5.0, seed=5)
     tuning = {"strategy": "random", "space": space, "n_trials": 5, "random_state": 11}
     spec = job(columns, penalty, tuning)
-    summary = fit_job(columns, spec, training_sha256="x").summary
+    summary = fit_documents(columns, spec, training_sha256="x").summary
     X, y = reference_inputs(columns, spec)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -520,7 +524,7 @@ def test_random_search_on_a_small_grid_draws_without_replacement() -> None:
     columns = regression(n=60, p=5, noise=1.0)
     tuning = {"strategy": "random", "space": {"alpha": [0.1, 1.0, 10.0]}, "n_trials": 5}
     calls: list[tuple[int, int, str]] = []
-    summary = fit_job(
+    summary = fit_documents(
         columns,
         job(columns, {"type": "l2"}, tuning),
         training_sha256="x",
@@ -541,8 +545,8 @@ def test_bayesian_search_repeats_exactly() -> None:
         "random_state": 3,
     }
     spec = job(columns, {}, tuning)
-    first = fit_job(columns, spec, training_sha256="x").summary["tuning"]
-    again = fit_job(columns, spec, training_sha256="x").summary["tuning"]
+    first = fit_documents(columns, spec, training_sha256="x").summary["tuning"]
+    again = fit_documents(columns, spec, training_sha256="x").summary["tuning"]
     strip = ("fit_seconds",)
 
     def comparable(t: dict[str, Any]) -> list[dict[str, Any]]:
@@ -551,7 +555,7 @@ def test_bayesian_search_repeats_exactly() -> None:
     assert comparable(first) == comparable(again)
     assert first["best_params"] == again["best_params"]
     assert len(first["candidates"]) == 14
-    other = fit_job(
+    other = fit_documents(
         columns, job(columns, {}, {**tuning, "random_state": 4}), training_sha256="x"
     ).summary["tuning"]
     assert comparable(other) != comparable(first)
@@ -569,7 +573,7 @@ def test_bayesian_search_over_a_small_list_stops_at_its_size() -> None:
     columns = regression(n=60, p=5, noise=1.0)
     tuning = {"strategy": "bayesian", "space": {"alpha": [0.1, 1.0]}, "n_trials": 10}
     spec = job(columns, {"type": "l1"}, tuning)
-    summary = fit_job(columns, spec, training_sha256="x").summary
+    summary = fit_documents(columns, spec, training_sha256="x").summary
     assert sorted(c["params"]["alpha"] for c in summary["tuning"]["candidates"]) == [0.1, 1.0]
 
 
@@ -585,7 +589,7 @@ def test_timeout_keeps_the_best_finished_candidates() -> None:
         "timeout_seconds": 1.0,
     }
     spec = job(columns, {"type": "elasticnet"}, tuning)
-    outcome = fit_job(columns, spec, training_sha256="x")
+    outcome = fit_documents(columns, spec, training_sha256="x")
     summary = outcome.summary
     t = summary["tuning"]
     assert t["timed_out"] is True
@@ -621,7 +625,7 @@ def test_should_stop_cancels_the_search_promptly() -> None:
 
     progress: list[int] = []
     with pytest.raises(FitCancelled):
-        fit_job(
+        fit_documents(
             columns,
             spec,
             training_sha256="x",
@@ -652,7 +656,7 @@ def test_progress_counts_candidate_fold_fits() -> None:
     columns = regression()
     calls: list[tuple[int, int, str]] = []
     spec = job(columns, {"type": "l1"}, {"space": {"alpha": SEED_ALPHAS}, "cv": {"folds": 3}})
-    fit_job(
+    fit_documents(
         columns,
         spec,
         training_sha256="x",
@@ -667,7 +671,7 @@ def test_tuned_path_is_the_cv_curve_of_the_chosen_penalty() -> None:
     columns = regression(n=150, p=12, noise=15.0, seed=4)
     alphas = [0.01, 0.1, 0.5, 1.0, 3.0, 10.0]
     spec = job(columns, {"type": "l1"}, {"space": {"alpha": alphas}})
-    summary = fit_job(columns, spec, training_sha256="x").summary
+    summary = fit_documents(columns, spec, training_sha256="x").summary
     path = summary["path"]
     assert path["alphas"] == sorted(alphas, reverse=True)
     by_alpha = {c["params"]["alpha"]: c for c in summary["tuning"]["candidates"]}
@@ -700,7 +704,7 @@ def test_a_single_chain_search_solves_the_models_path_as_the_refit_would(kind: s
         )
         y = np.asarray(columns["y"])
         train, _ = split_rows(len(y), spec.split)
-        outcome = search(
+        outcome = run_search(
             columns,
             layout,
             spec.preprocessing,
@@ -717,7 +721,7 @@ def test_a_single_chain_search_solves_the_models_path_as_the_refit_would(kind: s
             continue
         assert outcome.path_coefficients is not None
         coefs, converged = outcome.path_coefficients
-        again, converged_again = coefficient_path(
+        again, converged_again = outcome.penalty.family.coefficient_path(
             np.empty((0, 0)), y, outcome.penalty, outcome.path_alphas, problem=outcome.path_problem
         )
         np.testing.assert_array_equal(coefs, again)
@@ -731,7 +735,7 @@ def test_a_single_chain_search_solves_the_models_path_as_the_refit_would(kind: s
 def test_untuned_path_surrounds_the_fitted_alpha(penalty: dict[str, Any]) -> None:
     columns = regression(n=150, p=12, noise=15.0, seed=4)
     spec = JobSpec.model_validate({"dataset_id": "d", "target": "y", "penalty": penalty})
-    summary = fit_job(columns, spec, training_sha256="x").summary
+    summary = fit_documents(columns, spec, training_sha256="x").summary
     path = summary["path"]
     alpha = summary["penalty"]["alpha"]
     assert path["cv"] is None
@@ -754,7 +758,7 @@ def test_a_dense_lasso_grid_scores_as_converged_fits() -> None:
     columns: dict[str, Any] = {f"x{j}": X[:, j] for j in range(10)} | {"y": y}
     alphas = [float(a) for a in np.geomspace(10.0, 1e-3, 1000)]
     spec = job(columns, {"type": "l1"}, {"space": {"alpha": alphas}})
-    summary = fit_job(columns, spec, training_sha256="x").summary
+    summary = fit_documents(columns, spec, training_sha256="x").summary
     means = candidates_of(summary, "mean_score")
     X_train, y_train = reference_inputs(columns, spec)
     best = int(np.argmax(means))
@@ -774,7 +778,7 @@ def test_warm_started_path_meets_the_cold_fits() -> None:
     alphas = list(np.geomspace(10, 0.001, 20))
     for kind, ratio in [("l1", None), ("elasticnet", 0.4)]:
         penalty = Penalty(kind, 1.0, ratio, True, 1000, 1e-4, False)  # type: ignore[arg-type]
-        coefs, converged = coefficient_path(X, y, penalty, alphas)
+        coefs, converged = penalty.family.coefficient_path(X, y, penalty, alphas)
         assert converged
         for j, alpha in enumerate(alphas):
             cold = replace_alpha(penalty, alpha).estimator().set_params(tol=1e-12, max_iter=10**5)
@@ -798,7 +802,7 @@ def test_tuning_summary_is_json_safe_and_cv_metrics_match_the_chosen_candidate()
         {"type": "l2"},
         {"space": {"alpha": SEED_ALPHAS}, "scoring": "neg_mean_absolute_error"},
     )
-    summary = json.loads(json.dumps(fit_job(columns, spec, training_sha256="x").summary))
+    summary = json.loads(json.dumps(fit_documents(columns, spec, training_sha256="x").summary))
     t = summary["tuning"]
     assert set(t) >= {
         "strategy",
@@ -824,7 +828,7 @@ def test_tuning_summary_is_json_safe_and_cv_metrics_match_the_chosen_candidate()
 def test_each_compared_estimator_gets_its_own_default_max_iter() -> None:
     columns = regression(n=80, p=6, noise=5.0, seed=1)
     spec = job(columns, {}, {"space": {"penalty": ["ridge", "lasso"], "alpha": [0.01, 1.0, 100.0]}})
-    summary = fit_job(columns, spec, training_sha256="x").summary
+    summary = fit_documents(columns, spec, training_sha256="x").summary
     comparison = summary["tuning"]["comparison"]
     assert list(comparison) == ["l2", "l1"]
     assert all(isinstance(entry["n_nonzero"], int) for entry in comparison.values())
@@ -835,7 +839,7 @@ def test_each_compared_estimator_gets_its_own_default_max_iter() -> None:
 def test_lambda_form_penalty_is_searched_in_sklearn_alpha() -> None:
     columns = regression(n=100, p=8, noise=5.0, seed=2)
     spec = job(columns, {"lambda2": 0.5}, {"space": {"alpha": [0.1, 10.0, 1000.0]}})
-    summary = fit_job(columns, spec, training_sha256="x").summary
+    summary = fit_documents(columns, spec, training_sha256="x").summary
     alpha = summary["tuning"]["best_params"]["alpha"]
     echo = summary["penalty"]
     assert echo["type"] == "l2" and echo["alpha"] == alpha
@@ -851,7 +855,7 @@ def test_undefined_cv_scores_are_reported() -> None:
     for scoring, undefined in [("r2", True), ("neg_mean_squared_error", False)]:
         spec = job(columns, {"type": "l2"}, {**base, "scoring": scoring})
         spec = spec.model_copy(update={"split": spec.split.model_copy(update={"test_size": 0})})
-        summary = fit_job(columns, spec, training_sha256="x").summary
+        summary = fit_documents(columns, spec, training_sha256="x").summary
         means = [c["mean_score"] for c in summary["tuning"]["candidates"]]
         notes = [w for w in summary["warnings"] if "no finite mean CV score" in w]
         if undefined:

@@ -1,0 +1,195 @@
+"""What a fit produces (:class:`FitResult`), and what is computed from the fitted estimator:
+the original-unit coefficients, the portable document, the regularization path, the
+compared families' sparsity."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from service.ml import portable
+from service.ml.errors import FitError
+from service.ml.estimators import Penalty
+from service.ml.pipeline import DesignTransformer, FeatureLayout
+from service.ml.search.results import SearchResult
+
+
+@dataclass(frozen=True)
+class RegularizationPath:
+    """The fitted penalty's coefficients (scaled units) along a range of its alphas.
+
+    ``coefs`` has one row per output feature and one column per alpha of ``alphas``
+    (descending); ``cv_mean``/``cv_std`` are the searched alphas' CV scores of a tuned model.
+    """
+
+    kind: str
+    l1_ratio: float | None
+    alpha: float
+    alphas: list[float]
+    coefs: np.ndarray
+    converged: bool
+    cv_mean: list[float] | None = None
+    cv_std: list[float] | None = None
+
+
+@dataclass
+class FitResult:
+    """What a fit produces.
+
+    Attributes
+    ----------
+    document : dict
+        The portable model (:mod:`service.ml.portable`).
+    layout : FeatureLayout
+        The features used and dropped.
+    feature_names_out : list of str
+        The design's columns, the order of ``coef``.
+    penalty : Penalty
+        The fitted estimator's arguments.
+    notations : dict
+        The penalty in both notations, with the conversion (it is the document's too).
+    coef, intercept
+        The fitted coefficients and intercept, in scaled units (as fitted).
+    original_coef, original_intercept
+        The same model in the original units of the numeric features.
+    train_metrics, test_metrics : dict
+        ``r2``, ``mse``, ``rmse``, ``mae`` on the training and test rows (None: no test rows).
+    search : SearchResult or None
+        The cross-validated search of a tuned job.
+    comparison_nonzero : dict of str to int
+        Per compared family, the nonzero coefficients of its best candidate refit on the
+        training split.
+    path : RegularizationPath
+    fit_seconds : float
+        Preprocessing and the final fit.
+    n_train, n_test : int
+    warnings : list of str
+        The search's warnings, then the final fit's.
+    progress : (int, int, str)
+        The job's final ``progress``, as ``(done, total, message)``.
+    """
+
+    document: dict[str, Any]
+    layout: FeatureLayout
+    feature_names_out: list[str]
+    penalty: Penalty
+    notations: dict[str, Any]
+    coef: np.ndarray
+    intercept: float
+    original_coef: np.ndarray
+    original_intercept: float
+    train_metrics: dict[str, float | None]
+    test_metrics: dict[str, float | None] | None
+    search: SearchResult | None
+    comparison_nonzero: dict[str, int]
+    path: RegularizationPath
+    fit_seconds: float
+    n_train: int
+    n_test: int
+    warnings: list[str]
+    progress: tuple[int, int, str] = (1, 1, "done")
+
+
+def original_units(
+    design: DesignTransformer, coef: np.ndarray, intercept: float
+) -> tuple[np.ndarray, float]:
+    """The fitted model in the original units of the numeric features.
+
+    A numeric feature's original-unit coefficient is ``coef/scale``; the intercept absorbs
+    the centring, ``b - Σ coef_j·mean_j/scale_j``. One-hot columns are the same in both.
+    """
+    n_numeric = len(design.layout.numeric)
+    scaler = design.scaler_
+    original = coef.astype(np.float64).copy()
+    original_intercept = float(intercept)
+    if scaler is not None:
+        original[:n_numeric] = coef[:n_numeric] / scaler.scale_
+        original_intercept = float(intercept - np.sum(original[:n_numeric] * scaler.mean_))
+    return original, original_intercept
+
+
+def comparison_nonzero(
+    tuned: SearchResult | None,
+    chosen: Penalty,
+    coef: np.ndarray,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+) -> dict[str, int]:
+    """Refit each compared family's best candidate on the training split for ``n_nonzero``."""
+    out: dict[str, int] = {}
+    if tuned is None or tuned.comparison is None:
+        return out
+    for best in tuned.comparison:
+        if best.penalty == chosen:
+            out[best.kind] = int(np.count_nonzero(coef))
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # only the count is kept from this fit
+            fitted = best.penalty.estimator().fit(X_train, y_train)
+        out[best.kind] = int(np.count_nonzero(fitted.coef_))
+    return out
+
+
+def regularization_path(
+    penalty: Penalty,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    tuned: SearchResult | None,
+) -> RegularizationPath:
+    """The fitted penalty's coefficients (scaled units) along a range of alphas.
+
+    A tuned model's path runs over the searched alphas of the selected penalty and
+    ``l1_ratio``, with their CV scores; an untuned model's over
+    :meth:`~service.ml.estimators.EstimatorFamily.default_path_alphas`.
+    """
+    if tuned is not None:
+        alphas = tuned.path_alphas
+    else:
+        alphas = penalty.family.default_path_alphas(X_train, y_train, penalty)
+    if tuned is not None and tuned.path_coefficients is not None:
+        coefs, converged = tuned.path_coefficients  # the search solved it on an idle thread
+    else:
+        coefs, converged = penalty.family.coefficient_path(
+            X_train, y_train, penalty, alphas, problem=None if tuned is None else tuned.path_problem
+        )
+    return RegularizationPath(
+        kind=penalty.kind,
+        l1_ratio=penalty.l1_ratio,
+        alpha=penalty.alpha,
+        alphas=list(alphas),
+        coefs=coefs,
+        converged=converged,
+        cv_mean=None if tuned is None else tuned.path_mean,
+        cv_std=None if tuned is None else tuned.path_std,
+    )
+
+
+def portable_document(
+    layout: FeatureLayout,
+    design: DesignTransformer,
+    coef: np.ndarray,
+    intercept: float,
+    notations: dict[str, Any],
+    training_sha256: str,
+) -> dict[str, Any]:
+    if not (np.all(np.isfinite(coef)) and np.isfinite(intercept)):
+        raise FitError("the fit produced non-finite coefficients; try a larger alpha or scaling")
+    kinds = {name: "numeric" for name in layout.numeric}
+    kinds.update({name: "categorical" for name in layout.categorical})
+    return portable.make_document(
+        target=layout.target,
+        features=[
+            {"name": name, "kind": kinds[name], "dtype": layout.dtypes[name]}
+            for name in layout.features
+        ],
+        numeric=design.numeric_parameters(),
+        categorical=design.categorical_parameters(),
+        coef=coef.tolist(),
+        intercept=intercept,
+        feature_names_out=design.feature_names_out_,
+        penalty=notations,
+        training_data_sha256=training_sha256,
+    )

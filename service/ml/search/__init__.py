@@ -1,0 +1,1 @@
+"""Cross-validated search over an estimator family's hyperparameters (see :mod:`.evaluate`)."""

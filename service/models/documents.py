@@ -1,0 +1,162 @@
+"""A fit's result as the stored model: the portable document and the summary the API shows.
+
+:func:`model_documents` turns the dataclasses of :mod:`service.ml` (a
+:class:`~service.ml.fitted.FitResult` and its :class:`~service.ml.search.results.SearchResult`)
+into the JSON stored with a model and returned by ``GET /v1/models/{id}`` and its ``path``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from service.ml.fitted import FitResult, RegularizationPath
+from service.ml.metrics import finite_list, finite_or_none
+from service.ml.search.results import SearchResult
+from service.ml.spec import JobSpec, TuningSpec
+
+ONE_SE_RULE = (
+    "largest alpha of the best candidate's penalty whose mean score is at "
+    "least the best mean minus its standard error (std_score/sqrt(folds - 1), "
+    "glmnet's cvsd); equal alphas: fewest nonzero coefficients"
+)
+
+
+@dataclass
+class ModelDocuments:
+    """What a model row stores: the portable document, the summary, the job's final progress."""
+
+    portable: dict[str, Any]
+    summary: dict[str, Any]
+    progress: tuple[int, int, str] = (1, 1, "done")
+
+
+def model_documents(result: FitResult, spec: JobSpec) -> ModelDocuments:
+    """The stored documents of a fit of ``spec``."""
+    return ModelDocuments(
+        portable=result.document, summary=model_summary(result, spec), progress=result.progress
+    )
+
+
+def model_summary(result: FitResult, spec: JobSpec) -> dict[str, Any]:
+    """The model's summary: features, penalty, coefficients, metrics, tuning, path."""
+    names = result.feature_names_out
+    tuning = None
+    if result.search is not None:
+        assert spec.tuning is not None
+        tuning = tuning_summary(result.search, spec.tuning, result.comparison_nonzero)
+    return {
+        "target": spec.target,
+        "features": list(result.layout.features),
+        "dropped_features": list(result.layout.dropped),
+        "feature_names_out": list(names),
+        "penalty": result.notations,
+        "preprocessing": spec.preprocessing.model_dump(),
+        "coefficients": {
+            "original": _by_name(names, result.original_coef),
+            "scaled": _by_name(names, result.coef),
+        },
+        "intercept": {
+            "original": finite_or_none(result.original_intercept),
+            "scaled": finite_or_none(result.intercept),
+        },
+        "n_nonzero": int(np.count_nonzero(result.coef)),
+        "metrics": {
+            "train": result.train_metrics,
+            "test": result.test_metrics,
+            "cv": None if result.search is None else _cv_metrics(result.search),
+        },
+        "tuning": tuning,
+        "fit_seconds": result.fit_seconds,
+        "n_train": result.n_train,
+        "n_test": result.n_test,
+        "split": spec.split.model_dump(),
+        "warnings": result.warnings,
+        "path": path_body(result.path, names, None if spec.tuning is None else spec.tuning.scoring),
+    }
+
+
+def tuning_summary(
+    search: SearchResult, tuning: TuningSpec, comparison_nonzero: dict[str, int]
+) -> dict[str, Any]:
+    """The model's ``tuning``: the candidates as ``GridSearchCV.cv_results_`` rows, the best."""
+    rows = [
+        {
+            "params": c.params,
+            "mean_score": finite_or_none(c.mean_score),
+            "std_score": finite_or_none(c.std_score),
+            "fold_scores": finite_list(c.fold_scores),
+            "fit_seconds": c.fit_seconds,
+            "rank": c.rank,
+            "n_nonzero": c.n_nonzero,
+        }
+        for c in search.candidates
+    ]
+    summary: dict[str, Any] = {
+        "strategy": tuning.strategy,
+        "scoring": tuning.scoring,
+        "cv": tuning.cv.model_dump(),
+        "select": tuning.select,
+        "best_params": rows[search.best_index]["params"],
+        "best_score": rows[search.best_index]["mean_score"],
+        "best_index": search.best_index,
+        "candidates": rows,
+        "timed_out": search.timed_out,
+        "n_candidates": search.n_candidates,
+        "n_candidates_finished": len(rows),
+        "seconds": search.seconds,
+    }
+    if tuning.strategy != "grid":
+        summary["random_state"] = tuning.random_state
+    if search.one_se is not None:
+        summary["one_se"] = {
+            "threshold": finite_or_none(search.one_se.threshold),
+            "max_score_index": search.one_se.max_score_index,
+            "max_score": finite_or_none(search.one_se.max_score),
+            "rule": ONE_SE_RULE,
+        }
+    if search.comparison is not None:
+        summary["comparison"] = {
+            best.kind: {
+                "best_score": finite_or_none(best.best_score),
+                "best_params": {"alpha": best.alpha, "l1_ratio": best.l1_ratio},
+                "best_index": best.best_index,
+                "n_nonzero": comparison_nonzero.get(best.kind),
+            }
+            for best in search.comparison
+        }
+    return summary
+
+
+def path_body(
+    path: RegularizationPath, feature_names: list[str], scoring: str | None
+) -> dict[str, Any]:
+    """The model's ``path`` (served by ``GET /v1/models/{id}/path``)."""
+    cv = None
+    if path.cv_mean is not None and path.cv_std is not None:
+        cv = {
+            "mean": [finite_or_none(v) for v in path.cv_mean],
+            "std": [finite_or_none(v) for v in path.cv_std],
+            "scoring": scoring,
+        }
+    return {
+        "penalty": path.kind,
+        "l1_ratio": path.l1_ratio,
+        "alpha": path.alpha,
+        "alphas": list(path.alphas),
+        "units": "scaled",
+        "coefficients": {name: finite_list(path.coefs[j]) for j, name in enumerate(feature_names)},
+        "n_nonzero": [int(n) for n in np.count_nonzero(path.coefs, axis=0)],
+        "converged": path.converged,
+        "cv": cv,
+    }
+
+
+def _cv_metrics(search: SearchResult) -> dict[str, float | None]:
+    return {name: finite_or_none(value) for name, value in search.cv_metrics.items()}
+
+
+def _by_name(names: list[str], values: Any) -> dict[str, float | None]:
+    return {name: finite_or_none(v) for name, v in zip(names, values, strict=True)}
