@@ -25,8 +25,8 @@ from service.ml.pipeline import (
     check_design_budget,
     select_features,
 )
-from service.ml.spec import JobSpec, PreprocessingSpec
 from service.ml.portable import compile_model, predict
+from service.ml.spec import JobSpec, PreprocessingSpec
 from service.models.predict_input import parse_records
 
 BOUNDS = [
