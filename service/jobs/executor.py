@@ -440,9 +440,9 @@ class LocalExecutor:
 def _problem(reason: str) -> dict[str, Any]:
     if reason == "cancelled":
         return errors.Conflict("job was cancelled").problem()
-    problem = errors.RegfitError(reason, status=504).problem()
-    problem.update(title="Job time limit exceeded", type=errors.PROBLEM_TYPE_BASE + "time-limit")
-    return problem
+    return errors.RegfitError(
+        reason, status=504, title="Job time limit exceeded", slug="time-limit"
+    ).problem()
 
 
 def create_executor(settings: Settings, db: Database) -> Executor:

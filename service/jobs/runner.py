@@ -13,7 +13,6 @@ import contextlib
 import ctypes
 import logging
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,7 +27,6 @@ from service.jobs import service as jobs
 from service.ml import fitting
 from service.ml.pipeline import Columns, ColumnTable
 from service.ml.spec import JobSpec
-from service.models import service as models
 
 log = logging.getLogger("regfit.runner")
 
@@ -160,7 +158,7 @@ def execute(job_id: str, attempt: int, *, db: Database, settings: Settings) -> s
             should_stop=_stop_checker(db, job_id, attempt),
         )
         with db.session() as session:
-            model = models.create_for_job(
+            model = jobs.succeed(
                 session=session, job_id=job_id, attempt=attempt, spec=spec, outcome=outcome
             )
         return "succeeded" if model is not None else _status(db, job_id)
@@ -171,11 +169,14 @@ def execute(job_id: str, attempt: int, *, db: Database, settings: Settings) -> s
         # failed. The executor puts the job back in the queue (bounded attempts).
         raise
     except Exception as exc:  # the job fails with the reason; the worker survives
+        # The traceback goes to the worker's log only: a client never sees one.
         log.exception("job %s attempt %s crashed", job_id, attempt)
         problem = errors.RegfitError(
-            f"internal error while training: {type(exc).__name__}: {exc}", status=500
+            f"internal error while training: {type(exc).__name__}: {exc}",
+            status=500,
+            title="Training crashed",
+            slug="internal",
         ).problem()
-        problem.update(title="Training crashed", traceback=traceback.format_exc(limit=5))
     with db.session() as session:
         jobs.fail(session=session, job_id=job_id, attempt=attempt, problem=problem)
     return _status(db, job_id)
