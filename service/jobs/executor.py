@@ -87,7 +87,7 @@ def worker_main(conn: Connection, settings_json: str) -> None:
     # At most one BLAS thread per core across the workers: OpenBLAS threads spin while they
     # wait, and two workers of two threads each on two cores made a 240000×20 Gram matrix
     # 20× slower than one thread did (benchmarks/README.md, "Fit overhead").
-    threadpool_controller().limit(limits=max(1, (os.cpu_count() or 1) // settings.workers))
+    threadpool_controller().limit(limits=settings.blas_threads_per_worker())
     db = Database(settings.database_url)
     try:
         while True:

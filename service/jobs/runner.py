@@ -156,6 +156,7 @@ def execute(job_id: str, attempt: int, *, db: Database, settings: Settings) -> s
             training_sha256=sha256,
             progress=_progress_writer(db, job_id, attempt),
             should_stop=_stop_checker(db, job_id, attempt),
+            n_jobs=settings.search_thread_count(),
         )
         with db.session() as session:
             model = jobs.succeed(

@@ -139,6 +139,7 @@ def _tune(
     progress: Progress,
     should_stop: StopCheck,
     train_numeric: np.ndarray,
+    n_jobs: int | None,
 ) -> tuning.TuningOutcome:
     """Run the cross-validated search of ``spec.tuning`` on the training rows."""
     assert spec.tuning is not None
@@ -158,6 +159,7 @@ def _tune(
             progress=search_progress,
             should_stop=should_stop,
             train_numeric=train_numeric,
+            n_jobs=n_jobs,
         )
     except tuning.TuningCancelled as exc:
         raise FitCancelled("the job was asked to stop") from exc
@@ -233,6 +235,7 @@ def fit_job(
     training_sha256: str,
     progress: Progress = _no_progress,
     should_stop: StopCheck = _never,
+    n_jobs: int | None = None,
 ) -> FitOutcome:
     """Fit the job's penalized linear model on its training split.
 
@@ -248,6 +251,8 @@ def fit_job(
         Called as ``progress(done, total, message)``.
     should_stop : callable, optional
         Polled between steps; when it returns True the fit raises :class:`FitCancelled`.
+    n_jobs : int, optional
+        Threads a search runs its folds on (at most the folds); default: the cores.
 
     Returns
     -------
@@ -294,6 +299,7 @@ def fit_job(
                     progress=progress,
                     should_stop=should_stop,
                     train_numeric=search_numeric,
+                    n_jobs=n_jobs,
                 )
             X_train, X_test, prep_seconds = prepared.result()
             penalty = tuned.penalty
