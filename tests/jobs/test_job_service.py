@@ -151,13 +151,21 @@ def test_succeed_writes_the_model_with_the_transition_once(db: Database) -> None
         assert session.scalar(select(func.count()).select_from(Model)) == 1
 
 
-def test_a_crashed_job_reports_no_traceback(db: Database, settings: Settings) -> None:
+def test_a_crashed_job_reports_no_traceback(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The worker's log has the traceback; the job's error (a client's view) never does."""
     job_id = _job(db)
     attempt = _claim(db, job_id)
     assert attempt is not None
-    # The dataset does not exist: the runner fails the job with a problem, built once.
+
+    def crash(**_: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(runner.datasets, "get", crash)  # an unexpected error inside the attempt
     assert runner.execute(job_id, attempt, db=db, settings=settings) == "failed"
     error = _state(db, job_id).error
     assert error is not None and "traceback" not in error
-    assert error["type"].endswith("/fit-error") and error["status"] == 422
+    assert error["detail"] == "internal error while training: RuntimeError: boom"
+    assert (error["title"], error["status"]) == ("Training crashed", 500)
+    assert error["type"].endswith("/internal")
