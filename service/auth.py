@@ -45,6 +45,7 @@ from service import errors, observability
 from service.config import Settings
 from service.db import Database, utcnow
 from service.observability import RouteTable
+from service.state import STATE_KEY
 from service.tables import ApiKey
 from service.web import problem_response
 
@@ -216,36 +217,33 @@ class KeyStore:
         self._next_check = 0.0
         self._cache: dict[str, tuple[float, Principal | None]] = {}
 
-    def _database(self) -> Database | None:
-        return getattr(self.app.state, "db", None)
-
-    def _database_has_keys(self) -> bool:
-        db = self._database()
+    @staticmethod
+    def _database_has_keys(db: Database | None) -> bool:
         if db is None:
             return False
         with db.session(readonly=True) as session:
             return count_active(session=session) > 0
 
-    def _lookup(self, digest: str) -> Principal | None:
-        db = self._database()
+    @staticmethod
+    def _lookup(db: Database | None, digest: str) -> Principal | None:
         if db is None:
             return None
         with db.session(readonly=True) as session:
             return find_active(session=session, digest=digest)
 
-    async def is_enforced(self) -> bool:
+    async def is_enforced(self, db: Database | None) -> bool:
         """Whether requests need a key (``auto``: once any key exists, for good)."""
         if self.enforced or self.mode == "off":
             return self.enforced
         now = time.monotonic()
         if now >= self._next_check:
             self._next_check = now + self.ttl
-            if await anyio.to_thread.run_sync(self._database_has_keys):
+            if await anyio.to_thread.run_sync(self._database_has_keys, db):
                 log.info("an API key exists now: requests need a key from here on")
                 self.enforced = True
         return self.enforced
 
-    async def authenticate(self, key: str) -> Principal | None:
+    async def authenticate(self, key: str, db: Database | None) -> Principal | None:
         """The principal of ``key``, or ``None`` when it is unknown or revoked."""
         digest = hash_key(key)
         for known, principal in self.env_keys:
@@ -255,7 +253,7 @@ class KeyStore:
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > now:
             return cached[1]
-        found = await anyio.to_thread.run_sync(self._lookup, digest)
+        found = await anyio.to_thread.run_sync(self._lookup, db, digest)
         if len(self._cache) >= _KEY_CACHE_SIZE:  # bounded: wrong keys are cached too
             self._cache.clear()
         self._cache[digest] = (now + self.ttl, found)
@@ -282,7 +280,10 @@ class AuthMiddleware:
         self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not await self.store.is_enforced():
+        # The lifespan's database (None before the lifespan ran: no stored key is known then).
+        app_state = scope.get("state", {}).get(STATE_KEY)
+        db = app_state.database if app_state is not None else None
+        if scope["type"] != "http" or not await self.store.is_enforced(db):
             await self.app(scope, receive, send)
             return
         # ``None``: no route takes this method and path, so any valid key gets its 404/405.
@@ -299,7 +300,7 @@ class AuthMiddleware:
             headers = {"WWW-Authenticate": 'Bearer realm="regfit"'}
             await problem_response(refusal.problem(), headers=headers)(scope, receive, send)
             return
-        principal = await self.store.authenticate(key)
+        principal = await self.store.authenticate(key, db)
         if principal is None:
             refusal = errors.Unauthorized("the API key is not valid (unknown or revoked)")
             headers = {"WWW-Authenticate": 'Bearer realm="regfit", error="invalid_token"'}
@@ -353,7 +354,6 @@ def document(schema: dict[str, Any]) -> dict[str, Any]:
 def install(app: FastAPI, settings: Settings) -> None:
     """Add the API key middleware to ``app`` (a no-op filter while the API is open)."""
     store = KeyStore(app, settings)
-    app.state.key_store = store
     app.add_middleware(AuthMiddleware, store=store, routes=observability.route_table(app))
     build_openapi = app.openapi
 

@@ -33,6 +33,14 @@ class Settings(BaseSettings):
     # A worker keeps the memory of freed arrays up to this size for its next job instead of
     # returning it to the system and faulting it in again (glibc); 0: the C library's default.
     worker_reuse_memory_bytes: int = Field(default=256 * 1024**2, ge=0)
+    # Native (BLAS/OpenMP) threads of each worker process; unset: the cores shared among the
+    # workers (one per core across them: OpenBLAS threads spin while they wait).
+    worker_blas_threads: int | None = Field(default=None, ge=1)
+    # Threads one cross-validated search runs its folds on (never more than the folds);
+    # unset: the machine's cores.
+    search_threads: int | None = Field(default=None, ge=1)
+    # Threads that parse one CSV or JSON Lines upload (Arrow's parsers release the GIL).
+    parse_threads: int = Field(default_factory=lambda: min(os.cpu_count() or 1, 8), ge=1)
     broker_url: str = "redis://127.0.0.1:6379/0"
     worker_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     # Celery: the queue `regfit worker` consumes and the API sends `run_job` to. A job whose
@@ -94,6 +102,16 @@ class Settings(BaseSettings):
     # Origins whose pages may send state-changing requests (comma-separated
     # "https://app.example.com"; "*" any). Other cross-site POST/PUT/PATCH/DELETE get 403.
     allowed_origins: str = ""
+
+    def blas_threads_per_worker(self) -> int:
+        """``worker_blas_threads``, or the cores divided among the ``workers``."""
+        if self.worker_blas_threads is not None:
+            return self.worker_blas_threads
+        return max(1, (os.cpu_count() or 1) // self.workers)
+
+    def search_thread_count(self) -> int:
+        """``search_threads``, or the machine's cores."""
+        return self.search_threads if self.search_threads is not None else os.cpu_count() or 1
 
     log_level: str = "info"
     log_json: bool = True

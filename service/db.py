@@ -8,7 +8,7 @@ consulted for the lock upgrade), so every writing transaction starts with
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -115,6 +115,29 @@ def create_db_engine(url: str) -> Engine:
     return engine
 
 
+_AFTER_COMMIT = "regfit.after_commit"
+_AFTER_ROLLBACK = "regfit.after_rollback"
+
+
+def after_commit(session: Session, effect: Callable[[], None]) -> None:
+    """Run ``effect`` once the session's transaction has committed (a job's dispatch, a
+    file's removal): services flush and leave the commit to the session's owner."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(effect)
+
+
+def after_rollback(session: Session, effect: Callable[[], None]) -> None:
+    """Run ``effect`` if the session's transaction rolls back (undo a file put in place)."""
+    session.info.setdefault(_AFTER_ROLLBACK, []).append(effect)
+
+
+def _run_effects(session: Session, key: str) -> None:
+    effects: list[Callable[[], None]] = session.info.pop(key, [])
+    session.info.pop(_AFTER_COMMIT, None)
+    session.info.pop(_AFTER_ROLLBACK, None)
+    for effect in effects:
+        effect()
+
+
 class Database:
     """An engine with its two session factories (writing and read-only)."""
 
@@ -128,7 +151,9 @@ class Database:
 
     @contextmanager
     def session(self, *, readonly: bool = False) -> Iterator[Session]:
-        """A session that commits on success and rolls back on error."""
+        """A session that commits on success and rolls back on error: the one place a
+        transaction ends. Effects registered with :func:`after_commit` /
+        :func:`after_rollback` run once it has."""
         factory = self.read_sessions if readonly else self.write_sessions
         with factory() as session:
             try:
@@ -139,7 +164,9 @@ class Database:
                     session.commit()
             except BaseException:
                 session.rollback()
+                _run_effects(session, _AFTER_ROLLBACK)
                 raise
+            _run_effects(session, _AFTER_COMMIT)
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -1,9 +1,16 @@
-"""Domain errors and their rendering as RFC 9457 problem details (``application/problem+json``)."""
+"""Domain errors and their rendering as RFC 9457 problem details (``application/problem+json``).
+
+:class:`Problem` is the one documented shape of every error body (and of a failed job's
+``error``); :meth:`RegfitError.problem` builds it once, from the error's own fields, so no
+handler patches a body or an exception on its way out.
+"""
 
 from __future__ import annotations
 
 import errno
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://regfit.dev/problems/"
@@ -26,14 +33,22 @@ class RegfitError(Exception):
         *,
         errors: list[dict[str, Any]] | None = None,
         status: int | None = None,
+        title: str | None = None,
+        slug: str | None = None,
         **extra: Any,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = errors
         self.extra = extra
+        # An instance may name its own kind (a lost worker, a time limit) without a subclass
+        # per case; the class attributes are the defaults.
         if status is not None:
             self.status = status
+        if title is not None:
+            self.title = title
+        if slug is not None:
+            self.slug = slug
 
     def problem(self) -> dict[str, Any]:
         """Return the problem details body for this error."""
@@ -163,3 +178,61 @@ class FitError(RegfitError):
 def field_error(loc: str, msg: str) -> dict[str, Any]:
     """One entry of a problem's ``errors`` list, with ``loc`` a JSON pointer."""
     return {"loc": loc, "msg": msg}
+
+
+# -- the documented shape ---------------------------------------------------------------------
+
+
+class ProblemItem(BaseModel):
+    """One offending field, row or cell of a request."""
+
+    loc: str = Field(
+        description="JSON pointer into the request body (``/penalty/alpha``, ``/rows/3/2``); "
+        "``query:/limit``, ``path:/model_id`` or ``header:/…`` for other parts of the request"
+    )
+    msg: str
+    type: str | None = Field(default=None, description="A machine-readable error kind")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem: the body of every error response, and a failed job's ``error``.
+
+    Extension members (``job_status``, ``reasons``, ``required_roles``, …) may follow.
+    """
+
+    model_config = ConfigDict(extra="allow", title="Problem")
+
+    type: str = Field(description=f"A URI under {PROBLEM_TYPE_BASE} naming the kind of error")
+    title: str
+    status: int = Field(ge=400, le=599)
+    detail: str
+    instance: str | None = None
+    request_id: str | None = Field(
+        default=None,
+        description="The request's id (also in the X-Request-ID header and the logs); set on "
+        "every error response, absent from a job's stored error",
+    )
+    errors: list[ProblemItem] | None = None
+
+
+# What each declared error status means, for the OpenAPI description of a route's responses.
+ERROR_DESCRIPTIONS: dict[int, str] = {
+    400: "Malformed request (e.g. a body that is not JSON)",
+    401: "No API key, or an unknown or revoked one",
+    403: "The key's role may not call this route",
+    404: "No such resource",
+    409: "The resource is not in a state that allows this",
+    413: "The request is larger than a configured limit",
+    415: "Unsupported content type",
+    422: "Invalid input; ``errors`` names each offending field, row or cell",
+    429: "Too many requests; retry after ``Retry-After`` seconds",
+    500: "Internal error (never for bad input); see the server log",
+    503: "The database or the job executor is unavailable; retry shortly",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` declaring ``statuses`` as :class:`Problem` bodies."""
+    return {
+        status: {"model": Problem, "description": ERROR_DESCRIPTIONS[status]} for status in statuses
+    }

@@ -8,12 +8,14 @@ import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -23,11 +25,15 @@ from service import auth, errors, guard, migrate, observability
 from service.body_limit import BodyLimitMiddleware
 from service.config import Settings, get_settings
 from service.datasets import routes as dataset_routes
+from service.datasets import schemas as dataset_schemas
 from service.datasets import storage as dataset_storage
 from service.db import Database
+from service.errors import problem_responses
 from service.jobs import routes as job_routes
 from service.models import routes as model_routes
-from service.web import FastJSONResponse, problem_response
+from service.models.cache import CompiledModelCache
+from service.state import STATE_KEY, State
+from service.web import AppState, FastJSONResponse, problem_response
 from service.worker import executor as job_executor
 
 log = logging.getLogger("regfit")
@@ -74,9 +80,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
-        err = errors.RegfitError(str(exc.detail), status=exc.status_code)
-        err.title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
-        err.slug = err.title.lower().replace(" ", "-")
+        title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+        err = errors.RegfitError(
+            str(exc.detail),
+            status=exc.status_code,
+            title=title,
+            slug=title.lower().replace(" ", "-"),
+        )
         return problem_response(err.problem(), headers=getattr(exc, "headers", None))
 
     @app.exception_handler(OperationalError)
@@ -126,8 +136,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        err = errors.RegfitError("internal error; see the server log", status=500)
-        err.title, err.slug = "Internal server error", "internal"
+        err = errors.RegfitError(
+            "internal error; see the server log",
+            status=500,
+            title="Internal server error",
+            slug="internal",
+        )
         # Runs outside the observability middleware, which would otherwise add the header.
         request_id = observability.current_request_id()
         headers = {observability.REQUEST_ID_HEADER: request_id} if request_id else None
@@ -155,29 +169,99 @@ async def sweep_partial_files_forever(settings: Settings) -> None:
             log.info("swept %d partial upload file(s)", removed)
 
 
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
+
+
+def _operation_id(route: APIRoute) -> str:
+    """The route's function name: ``create_job``, ``get_model``, ``predict``, …"""
+    return route.name
+
+
+def _problem_content(response: dict[str, Any]) -> None:
+    """Declare an error response as ``application/problem+json`` with the Problem schema."""
+    response["content"] = {errors.PROBLEM_CONTENT_TYPE: {"schema": PROBLEM_REF}}
+
+
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+# Bodies routes read themselves (FastAPI registers only those it parses).
+EXTRA_SCHEMAS: tuple[type[BaseModel], ...] = (
+    *model_routes.PREDICT_REQUEST_MODELS,
+    *dataset_schemas.UPLOAD_REQUEST_MODELS,
+)
+
+
+def document_contract(schema: dict[str, Any]) -> dict[str, Any]:
+    """Make the OpenAPI document say what the service sends.
+
+    Every error response (declared per route, plus ``default``) is ``application/problem+json``
+    with the one :class:`~service.errors.Problem` schema, FastAPI's ``HTTPValidationError``
+    is gone (its 422 is a Problem too), and the bodies the routes parse themselves are in
+    ``components``. Idempotent: it runs on the cached document.
+    """
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    documented: tuple[type[BaseModel], ...] = (errors.Problem, *EXTRA_SCHEMAS)
+    for model in documented:
+        model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(model_schema.pop("$defs", {}))
+        components.setdefault(model.__name__, model_schema)
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for code, response in responses.items():
+                if code == "default" or int(code) >= 400:
+                    if code == "422":
+                        response["description"] = errors.ERROR_DESCRIPTIONS[422]
+                    _problem_content(response)
+            if "default" not in responses:
+                responses["default"] = {"description": "Any other error"}
+                _problem_content(responses["default"])
+    return schema
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Post-process the generated document (after every other step, auth's included)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        return document_contract(build())
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def create_app(settings: Settings | None = None, *, start_executor: bool = True) -> FastAPI:
     """Build the application. The lifespan opens the database and starts the job executor."""
     settings = settings or get_settings()
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, State]]:
         db = Database(settings.database_url)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         dataset_storage.sweep_partial_files(
             settings.data_dir, older_than_seconds=settings.partial_file_max_age_seconds
         )
         sweeper = asyncio.create_task(sweep_partial_files_forever(settings))
-        app.state.db = db
-        app.state.executor = job_executor.create_executor(settings, db)
+        state = State(
+            settings=settings,
+            database=db,
+            executor=job_executor.create_executor(settings, db),
+            model_cache=CompiledModelCache(settings.model_cache_size),
+        )
         if start_executor:
-            app.state.executor.start()
+            state.executor.start()
         try:
-            yield
+            yield {STATE_KEY: state}
         finally:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
-            app.state.executor.stop()
+            state.executor.stop()
             db.dispose()
 
     app = FastAPI(
@@ -186,19 +270,19 @@ def create_app(settings: Settings | None = None, *, start_executor: bool = True)
         summary="Train, tune and serve regularized linear models (Lasso, Ridge, ElasticNet).",
         lifespan=lifespan,
         default_response_class=FastJSONResponse,
+        generate_unique_id_function=_operation_id,
     )
-    app.state.settings = settings
     install_error_handlers(app)
 
-    @app.get("/healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
+    @app.get("/healthz", tags=["health"], response_model=Health)
+    def healthz() -> Response:
         """Liveness: the process answers."""
-        return {"status": "ok"}
+        return FastJSONResponse({"status": "ok"})
 
-    @app.get("/readyz", tags=["health"])
-    def readyz(request: Request) -> Response:
+    @app.get("/readyz", tags=["health"], response_model=Readiness, responses=problem_responses(503))
+    def readyz(state: AppState) -> Response:
         """Ready when the database answers at the migrations' head and the executor runs."""
-        db: Database = request.app.state.db
+        db = state.database
         reasons: list[str] = []
         try:
             with db.engine.connect() as conn:
@@ -209,7 +293,7 @@ def create_app(settings: Settings | None = None, *, start_executor: bool = True)
                 reasons.append(f"database schema at {current}, migrations head is {head}")
         except Exception as exc:  # any driver error means "not ready", with the reason
             reasons.append(f"database unreachable: {type(exc).__name__}: {exc}".strip()[:300])
-        if not request.app.state.executor.is_running():
+        if not state.executor.is_running():
             reasons.append("job executor is not running")
         if reasons:
             err = errors.ServiceUnavailable("; ".join(reasons), reasons=reasons)
@@ -227,4 +311,5 @@ def create_app(settings: Settings | None = None, *, start_executor: bool = True)
     auth.install(app, settings)
     guard.install(app, settings)  # Host, cross-site and content type checks, before auth
     observability.install(app, settings)
+    install_openapi(app)
     return app

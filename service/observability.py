@@ -48,8 +48,9 @@ from starlette.responses import Response
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from service import state
 from service.config import Settings
-from service.db import utcnow
+from service.db import Database, utcnow
 
 log = logging.getLogger("regfit")
 access_log = logging.getLogger("regfit.access")
@@ -196,6 +197,10 @@ class HttpMetrics:
         yield durations
 
 
+# The database a /metrics scrape reads the job gauges from (set by the route for its call).
+_scraped_database: ContextVar[Database | None] = ContextVar("regfit_scraped_database", default=None)
+
+
 class JobsCollector:
     """``regfit_jobs{state}``, ``regfit_queue_depth`` and ``regfit_job_duration_seconds``.
 
@@ -232,7 +237,7 @@ class JobsCollector:
         from service.tables import Job
 
         counts: dict[str, int] | None = None
-        db = getattr(self.app.state, "db", None)
+        db = _scraped_database.get()
         if db is not None:
             try:
                 with db.session(readonly=True) as session:
@@ -353,7 +358,12 @@ def install(app: FastAPI, settings: Settings) -> None:
 
     def prometheus_metrics(request: Request) -> Response:
         """Prometheus metrics: requests, latencies, jobs by state, queue depth, job durations."""
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        # The job gauges read the database of the lifespan serving this scrape.
+        token = _scraped_database.set(state.of(request).database)
+        try:
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        finally:
+            _scraped_database.reset(token)
 
     app.add_api_route(
         "/metrics",

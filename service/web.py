@@ -13,7 +13,11 @@ from sqlalchemy.orm import Session
 from service.config import Settings
 from service.db import Database
 from service.errors import PROBLEM_CONTENT_TYPE
+from service.models.cache import CompiledModelCache
 from service.observability import current_request_id
+from service.state import State
+from service.state import of as state_of
+from service.worker.executor import Executor
 
 _ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
 
@@ -43,18 +47,32 @@ def problem_response(problem: dict[str, Any], headers: dict[str, str] | None = N
     )
 
 
+def get_state(request: Request) -> State:
+    return state_of(request)
+
+
 def get_database(request: Request) -> Database:
-    db: Database = request.app.state.db
-    return db
+    return state_of(request).database
 
 
 def get_settings_dep(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+    return state_of(request).settings
+
+
+def get_executor(request: Request) -> Executor:
+    return state_of(request).executor
+
+
+def get_model_cache(request: Request) -> CompiledModelCache:
+    return state_of(request).model_cache
 
 
 def write_session(request: Request) -> Iterator[Session]:
-    """One writing session per request: commits on success, rolls back on error."""
+    """One writing session per request, and the only place a request's transaction ends:
+    it commits once the route has returned (before the response is sent, so a failed
+    commit is the response), or rolls back when the route raised. Routes and services
+    only flush; effects that must follow the commit are registered with
+    :func:`service.db.after_commit`."""
     with get_database(request).session() as session:
         yield session
 
@@ -65,9 +83,13 @@ def read_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-WriteSession = Annotated[Session, Depends(write_session)]
-ReadSession = Annotated[Session, Depends(read_session)]
+# scope="function": the session ends when the route returns, before the response is sent.
+WriteSession = Annotated[Session, Depends(write_session, scope="function")]
+ReadSession = Annotated[Session, Depends(read_session, scope="function")]
 AppSettings = Annotated[Settings, Depends(get_settings_dep)]
+AppState = Annotated[State, Depends(get_state)]
+AppExecutor = Annotated[Executor, Depends(get_executor)]
+ModelCache = Annotated[CompiledModelCache, Depends(get_model_cache)]
 
 
 class Page:
@@ -86,4 +108,5 @@ PageParams = Annotated[Page, Depends()]
 
 
 def page_body(items: list[Any], *, total: int, page: Page) -> dict[str, Any]:
+    """A page of a list route: ``items`` with the total count and the paging asked for."""
     return {"items": items, "total": total, "limit": page.limit, "offset": page.offset}

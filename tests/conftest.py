@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from contract import ContractChecker
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
@@ -94,10 +95,17 @@ def db(settings: Settings) -> Iterator[Database]:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    """httpx on the ASGI app, lifespan included (embedded job workers start)."""
+    """httpx on the ASGI app, lifespan included (embedded job workers start).
+
+    Every response is checked against the app's OpenAPI document (``tests/contract.py``):
+    an undeclared status, content type or body shape fails the test that received it.
+    """
     from service.main import create_app
 
-    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
+    app = create_app(settings)
+    checker = ContractChecker(app.openapi())
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        test_client.event_hooks["response"].append(checker.check)
         yield test_client
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -12,12 +12,13 @@ from service.datasets import service as datasets
 from service.datasets import storage
 from service.datasets.schemas import (
     UPLOAD_REQUEST_BODY,
+    DatasetItem,
     DatasetOut,
     DatasetPage,
     RowsPage,
     SyntheticSpec,
 )
-from service.errors import UnsupportedMediaType
+from service.errors import UnsupportedMediaType, problem_responses
 from service.tables import Dataset
 from service.web import AppSettings, FastJSONResponse, PageParams, ReadSession, WriteSession
 
@@ -26,8 +27,26 @@ router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 DatasetId = Annotated[str, Path(description="The dataset's id (``ds_…``)", max_length=40)]
 
 
+def _item_fields(row: Dataset) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "name": row.name,
+        "source_format": row.source_format,
+        "n_rows": row.n_rows,
+        "n_columns": row.n_columns,
+        "sha256": row.sha256,
+        "size_bytes": row.size_bytes,
+        "created_at": row.created_at,
+    }
+
+
+def dataset_out(row: Dataset) -> DatasetOut:
+    """The body of a dataset: its list item and its column summaries."""
+    return DatasetOut.model_validate({**_item_fields(row), "columns": row.columns})
+
+
 def _created(row: Dataset) -> Response:
-    body = DatasetOut.from_row(row).model_dump(mode="json")
+    body = dataset_out(row).model_dump(mode="json")
     return FastJSONResponse(body, status_code=201, headers={"Location": f"/v1/datasets/{row.id}"})
 
 
@@ -41,9 +60,11 @@ def _content_length(request: Request) -> int | None:
     status_code=201,
     response_model=DatasetOut,
     openapi_extra={"requestBody": UPLOAD_REQUEST_BODY},
-    responses={413: {"description": "too large"}, 415: {"description": "unsupported type"}},
+    responses=problem_responses(400, 413, 415, 422),
 )
-async def upload(request: Request, session: WriteSession, settings: AppSettings) -> Response:
+async def create_dataset(
+    request: Request, session: WriteSession, settings: AppSettings
+) -> Response:
     """Uploads a dataset: a multipart ``file`` (CSV, Parquet, JSON Lines) or inline JSON.
 
     The multipart body is streamed to disk (bounded memory); parsing and conversion to
@@ -96,32 +117,35 @@ async def upload(request: Request, session: WriteSession, settings: AppSettings)
     return _created(row)
 
 
-@router.post("/synthetic", status_code=201, response_model=DatasetOut)
+@router.post(
+    "/synthetic", status_code=201, response_model=DatasetOut, responses=problem_responses(422)
+)
 def create_synthetic(spec: SyntheticSpec, session: WriteSession, settings: AppSettings) -> Response:
     """Creates a dataset from ``sklearn.datasets.make_regression`` (columns ``x0…``, ``y``)."""
     return _created(datasets.create_synthetic(session=session, settings=settings, spec=spec))
 
 
-@router.get("", response_model=DatasetPage)
+@router.get("", response_model=DatasetPage, responses=problem_responses(422))
 def list_datasets(session: ReadSession, page: PageParams) -> DatasetPage:
-    """Lists datasets, newest first."""
+    """Lists datasets newest first, as compact items (``GET /v1/datasets/{id}`` adds the
+    column summaries)."""
     rows, total = datasets.list_page(session=session, limit=page.limit, offset=page.offset)
     return DatasetPage(
-        items=[DatasetOut.from_row(row) for row in rows],
+        items=[DatasetItem.model_validate(_item_fields(row)) for row in rows],
         total=total,
         limit=page.limit,
         offset=page.offset,
     )
 
 
-@router.get("/{dataset_id}", response_model=DatasetOut)
+@router.get("/{dataset_id}", response_model=DatasetOut, responses=problem_responses(404, 422))
 def get_dataset(dataset_id: DatasetId, session: ReadSession) -> DatasetOut:
     """Gets a dataset with its column summaries."""
-    return DatasetOut.from_row(datasets.get(session=session, dataset_id=dataset_id))
+    return dataset_out(datasets.get(session=session, dataset_id=dataset_id))
 
 
-@router.get("/{dataset_id}/rows", response_model=RowsPage)
-def get_rows(
+@router.get("/{dataset_id}/rows", response_model=RowsPage, responses=problem_responses(404, 422))
+def get_dataset_rows(
     dataset_id: DatasetId, session: ReadSession, settings: AppSettings, page: PageParams
 ) -> Response:
     """Gets a page of rows in upload order (``null`` for missing values)."""
@@ -135,7 +159,12 @@ def get_rows(
     return FastJSONResponse(body)
 
 
-@router.delete("/{dataset_id}", status_code=204, response_class=Response)
+@router.delete(
+    "/{dataset_id}",
+    status_code=204,
+    response_class=Response,
+    responses=problem_responses(404, 422),
+)
 def delete_dataset(dataset_id: DatasetId, session: WriteSession, settings: AppSettings) -> Response:
     """Deletes a dataset and its file; models trained on it keep working."""
     datasets.delete(session=session, settings=settings, dataset_id=dataset_id)

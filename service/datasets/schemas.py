@@ -7,8 +7,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.tables import Dataset
-
 JsonScalar = int | float | str | bool | None
 
 
@@ -55,38 +53,28 @@ class TextColumn(BaseModel):
 ColumnSummary = Annotated[NumericColumn | TextColumn, Field(discriminator="kind")]
 
 
-class DatasetOut(BaseModel):
-    """A stored dataset. ``sha256`` and ``size_bytes`` describe the stored Parquet file."""
+class DatasetItem(BaseModel):
+    """A dataset in a list: its identity and counts (``GET /v1/datasets/{id}`` adds the
+    column summaries). ``sha256`` and ``size_bytes`` describe the stored Parquet file."""
 
     id: str
     name: str
     source_format: Literal["csv", "parquet", "jsonl", "json", "synthetic"]
     n_rows: int
     n_columns: int
-    columns: list[ColumnSummary]
     sha256: str
     size_bytes: int
     created_at: datetime
 
-    @classmethod
-    def from_row(cls, row: Dataset) -> DatasetOut:
-        return cls.model_validate(
-            {
-                "id": row.id,
-                "name": row.name,
-                "source_format": row.source_format,
-                "n_rows": row.n_rows,
-                "n_columns": row.n_columns,
-                "columns": row.columns,
-                "sha256": row.sha256,
-                "size_bytes": row.size_bytes,
-                "created_at": row.created_at,
-            }
-        )
+
+class DatasetOut(DatasetItem):
+    """A stored dataset with a summary per column."""
+
+    columns: list[ColumnSummary]
 
 
 class DatasetPage(BaseModel):
-    items: list[DatasetOut]
+    items: list[DatasetItem]
     total: int
     limit: int
     offset: int
@@ -141,6 +129,8 @@ class SyntheticSpec(BaseModel):
         return self.model_dump(exclude={"name"})
 
 
+# Referenced by UPLOAD_REQUEST_BODY; service.main adds them to the document's components.
+UPLOAD_REQUEST_MODELS = (InlineRows, InlineRecords)
 UPLOAD_REQUEST_BODY: dict[str, Any] = {
     "required": True,
     "content": {
@@ -160,7 +150,12 @@ UPLOAD_REQUEST_BODY: dict[str, Any] = {
             }
         },
         "application/json": {
-            "schema": {"oneOf": [InlineRows.model_json_schema(), InlineRecords.model_json_schema()]}
+            "schema": {
+                "oneOf": [
+                    {"$ref": f"#/components/schemas/{model.__name__}"}
+                    for model in UPLOAD_REQUEST_MODELS
+                ]
+            }
         },
         # A raw file body; the dataset's name comes from the `name` query parameter.
         "text/csv": {"schema": {"type": "string", "format": "binary"}},

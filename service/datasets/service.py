@@ -1,10 +1,10 @@
 """Datasets: create (upload, inline JSON, synthetic), get, list, page rows, delete.
 
-Creating and deleting a dataset pairs a database change with a file, so these functions
-commit themselves instead of leaving it to the request's session: creation renames the
-Parquet file into place first, then commits the row, and removes the file if the commit
-fails; deletion commits the row's removal first, then deletes the file. Either way no row
-ever references a missing or half-written file. Every other function only reads.
+Creating and deleting a dataset pairs a database change with a file; the functions only
+flush, and the session's owner commits. Creation renames the Parquet file into place first,
+then adds the row, and the file is removed if the transaction rolls back; deletion removes
+the row, and the file goes once that has committed. Either way no row ever references a
+missing or half-written file. Every other function only reads.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ import orjson
 import pyarrow as pa
 from sklearn.datasets import make_regression
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from service.config import Settings
 from service.datasets import storage
 from service.datasets.schemas import SyntheticSpec
+from service.db import after_commit, after_rollback
 from service.errors import InvalidInput, MalformedJSON, NotFound, field_error
 from service.tables import Dataset
 
@@ -51,7 +52,7 @@ def _clean_name(name: Any, *, default: str, loc: str = "/name") -> str:
     return name or default
 
 
-def _commit_new(
+def _add_new(
     *,
     session: Session,
     settings: Settings,
@@ -60,7 +61,7 @@ def _commit_new(
     source_format: str,
     stored: storage.StoredDataset,
 ) -> Dataset:
-    """Adds the row for a file already in place and commits; removes the file if that fails."""
+    """Adds the row for a file already in place; the file goes if the transaction fails."""
     row = Dataset(
         id=dataset_id,
         name=name,
@@ -72,13 +73,10 @@ def _commit_new(
         sha256=stored.sha256,
         size_bytes=stored.size_bytes,
     )
-    try:
-        session.add(row)
-        session.commit()
-    except BaseException:
-        session.rollback()
-        storage.remove_file(settings.data_dir / stored.filename)
-        raise
+    path = settings.data_dir / stored.filename
+    after_rollback(session, lambda: storage.remove_file(path))
+    session.add(row)
+    session.flush()
     return row
 
 
@@ -100,12 +98,20 @@ def create_from_upload(
                 limits=storage.IngestLimits.from_settings(settings),
             )
         except InvalidInput as exc:
-            if not exc.errors:
-                exc.errors = [field_error("/file", exc.detail)]
-            raise
+            if exc.errors:
+                raise
+            # The file's problem, located at the upload's part: a new error, not a patched one.
+            raise InvalidInput(
+                exc.detail,
+                errors=[field_error("/file", exc.detail)],
+                status=exc.status,
+                title=exc.title,
+                slug=exc.slug,
+                **exc.extra,
+            ) from exc
     finally:
         storage.remove_file(upload.path)
-    return _commit_new(
+    return _add_new(
         session=session,
         settings=settings,
         dataset_id=dataset_id,
@@ -126,7 +132,7 @@ def create_from_table(
         dataset_id=dataset_id,
         limits=storage.IngestLimits.from_settings(settings),
     )
-    return _commit_new(
+    return _add_new(
         session=session,
         settings=settings,
         dataset_id=dataset_id,
@@ -243,10 +249,12 @@ def get(*, session: Session, dataset_id: str) -> Dataset:
 
 
 def list_page(*, session: Session, limit: int, offset: int) -> tuple[list[Dataset], int]:
-    """Lists datasets newest first, with the total count."""
+    """Lists datasets newest first, with the total count, without loading the column
+    summaries (a list item leaves them out)."""
     total = session.scalar(select(func.count()).select_from(Dataset)) or 0
     rows = session.scalars(
         select(Dataset)
+        .options(defer(Dataset.columns))
         .order_by(Dataset.created_at.desc(), Dataset.id.desc())
         .limit(limit)
         .offset(offset)
@@ -276,9 +284,9 @@ def rows_page(
 
 
 def delete(*, session: Session, settings: Settings, dataset_id: str) -> None:
-    """Deletes a dataset: commits the row's removal, then removes its file."""
+    """Deletes a dataset's row; its file is removed once that has committed."""
     dataset = get(session=session, dataset_id=dataset_id)
     path = storage.dataset_path(settings, dataset)
     session.delete(dataset)
-    session.commit()
-    storage.remove_file(path)
+    session.flush()
+    after_commit(session, lambda: storage.remove_file(path))

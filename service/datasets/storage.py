@@ -68,7 +68,6 @@ if TYPE_CHECKING:
 CSV_BLOCK_SIZE = 8 << 20
 JSONL_BLOCK_SIZE = 8 << 20
 MAX_LINE_BYTES = 64 << 20
-PARSE_THREADS = min(os.cpu_count() or 1, 8)
 UPLOAD_FLUSH_BYTES = 4 << 20
 SNIFF_BYTES = 64 << 10
 ROW_GROUP_MAX_ROWS = 1 << 20
@@ -113,7 +112,8 @@ FORMAT_BY_EXTENSION = {
 
 @dataclass(frozen=True)
 class IngestLimits:
-    """Upper bounds on a stored dataset (exceeding one is a 413).
+    """Upper bounds on a stored dataset (exceeding one is a 413), and on the threads that
+    parse one upload.
 
     ``max_decoded_bytes`` bounds the dataset's in-memory (Arrow) size: 8 bytes per number,
     the bytes of each string; None: unbounded.
@@ -121,6 +121,7 @@ class IngestLimits:
 
     max_rows: int
     max_columns: int
+    parse_threads: int
     max_decoded_bytes: int | None = None
 
     @classmethod
@@ -128,6 +129,7 @@ class IngestLimits:
         return cls(
             max_rows=settings.max_rows,
             max_columns=settings.max_columns,
+            parse_threads=settings.parse_threads,
             max_decoded_bytes=settings.decoded_bytes_limit,
         )
 
@@ -1176,10 +1178,11 @@ def _line_blocks(source: Path, block_size: int, label: str) -> Iterator[_Block]:
             yield _Block(source, offset, carry)
 
 
-def _ordered_map(function: Callable[[_Block], _T], blocks: Iterator[_Block]) -> Iterator[_T]:
-    """``function`` over ``blocks`` on a few threads (Arrow parsers release the GIL), in order,
-    with at most one block per thread in flight so memory stays bounded."""
-    workers = PARSE_THREADS
+def _ordered_map(
+    function: Callable[[_Block], _T], blocks: Iterator[_Block], workers: int
+) -> Iterator[_T]:
+    """``function`` over ``blocks`` on ``workers`` threads (Arrow parsers release the GIL), in
+    order, with at most one block per thread in flight so memory stays bounded."""
     if workers <= 1:
         for block in blocks:
             yield function(block)
@@ -1298,7 +1301,9 @@ def _widen(dtype: pa.DataType, values: pa.Array | pa.ChunkedArray) -> pa.DataTyp
     return pa.string()
 
 
-def _infer_csv_types(source: Path, head: pa.Schema, block_size: int) -> dict[str, pa.DataType]:
+def _infer_csv_types(
+    source: Path, head: pa.Schema, block_size: int, threads: int
+) -> dict[str, pa.DataType]:
     """Scan the whole file as text and widen each column's first-block type to fit every value."""
     types = {f.name: f.type for f in head}
     as_text = dict.fromkeys(head.names, pa.string())
@@ -1310,7 +1315,7 @@ def _infer_csv_types(source: Path, head: pa.Schema, block_size: int) -> dict[str
         names, first = (None if first else head.names), False
         return _parse_csv_block(block, names=names, column_types=as_text)
 
-    for table in _ordered_map(parse, blocks):
+    for table in _ordered_map(parse, blocks, threads):
         for name, column in zip(head.names, table.columns, strict=True):
             current = types[name]
             if not pa.types.is_string(current) and column.null_count < len(column):
@@ -1346,7 +1351,7 @@ def _write_csv(
 
     def batches() -> Iterator[pa.RecordBatch | list[_Prepared]]:
         yield from head.to_batches()
-        yield from _ordered_map(parse, blocks)
+        yield from _ordered_map(parse, blocks, limits.parse_threads)
 
     return _write_all(
         batches(), schema=schema, data_dir=data_dir, dataset_id=dataset_id, limits=limits
@@ -1372,7 +1377,9 @@ def _ingest_csv(
             if head_schema is None:
                 head_schema = _csv_head_schema(source, column_types, block_size)
             if attempt == 0:
-                column_types = _infer_csv_types(source, head_schema, block_size)
+                column_types = _infer_csv_types(
+                    source, head_schema, block_size, limits.parse_threads
+                )
             else:
                 name = head_schema.names[mismatch.column]
                 current = column_types.get(name, head_schema.field(name).type)
@@ -1554,7 +1561,7 @@ def _ingest_jsonl(
         return _scan_json_block(block, known, limits)
 
     blocks = _line_blocks(source, block_size, "JSON Lines")
-    for block, block_types, block_rows in _ordered_map(scan, blocks):
+    for block, block_types, block_rows in _ordered_map(scan, blocks, limits.parse_threads):
         n_rows += block_rows
         limits.check_rows(n_rows, exact=False)
         for f in block_types:
@@ -1573,7 +1580,9 @@ def _ingest_jsonl(
         return _prepare_table(table, schema)
 
     def batches() -> Iterator[list[_Prepared]]:
-        yield from _ordered_map(parse, _line_blocks(source, block_size, "JSON Lines"))
+        yield from _ordered_map(
+            parse, _line_blocks(source, block_size, "JSON Lines"), limits.parse_threads
+        )
 
     return _write_all(
         batches(), schema=schema, data_dir=data_dir, dataset_id=dataset_id, limits=limits

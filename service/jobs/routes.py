@@ -9,15 +9,18 @@ from fastapi import APIRouter, Query, Request, Response
 from service import errors
 from service.config import Settings
 from service.datasets import service as datasets
+from service.db import after_commit
+from service.errors import problem_responses
 from service.jobs import service as jobs
-from service.jobs.schemas import JobOut, JobStatus, job_body
+from service.jobs.schemas import JobOut, JobPage, JobStatus
 from service.ml.errors import FitError
 from service.ml.pipeline import design_bytes
 from service.ml.search.candidates import count_candidates
 from service.ml.spec import JobSpec
 from service.ml.split import split_sizes
-from service.tables import Dataset
+from service.tables import Dataset, Job
 from service.web import (
+    AppExecutor,
     AppSettings,
     FastJSONResponse,
     PageParams,
@@ -165,9 +168,44 @@ def planned_fits(spec: JobSpec, settings: Settings) -> int:
     return fits + 1
 
 
-@router.post("", status_code=202, response_model=JobOut)
-def submit(
-    spec: JobSpec, request: Request, session: WriteSession, settings: AppSettings
+def job_item(job: Job) -> dict[str, Any]:
+    """The list item of a job: its state, without the echo of its request."""
+    return {
+        "id": job.id,
+        "name": job.name,
+        "status": job.status,
+        "dataset_id": job.dataset_id,
+        "progress": {
+            "done": job.progress_done,
+            "total": job.progress_total,
+            "message": job.progress_message,
+        },
+        "attempts": job.attempts,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "error": job.error,
+        "model_id": job.model_id,
+    }
+
+
+def job_body(job: Job) -> dict[str, Any]:
+    """The body of a job (:class:`JobOut`): its list item and the validated request."""
+    return {**job_item(job), "spec": job.spec}
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=JobOut,
+    responses=problem_responses(400, 413, 415, 422, 429),
+)
+def create_job(
+    spec: JobSpec,
+    request: Request,
+    session: WriteSession,
+    settings: AppSettings,
+    executor: AppExecutor,
 ) -> Response:
     """Queues a training job (a fit, or a cross-validated search) on a dataset."""
     try:
@@ -184,38 +222,36 @@ def submit(
     total = planned_fits(spec, settings)
     owner = request.scope.get("regfit.key") or jobs.OPEN_OWNER
     jobs.check_active_jobs(session=session, owner=owner, limit=settings.max_active_jobs_per_key)
-    executor = request.app.state.executor
     job = jobs.create(session=session, spec=spec, executor=executor.name, total=total, owner=owner)
-    body = job_body(job)
-    session.commit()  # the job row exists before any worker can look for it
-    executor.submit(job.id)
-    return FastJSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+    # The job row must exist before any worker can look for it.
+    after_commit(session, lambda: executor.submit(job.id))
+    return FastJSONResponse(
+        job_body(job), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"}
+    )
 
 
-@router.get("", response_model=dict[str, Any])
+@router.get("", response_model=JobPage, responses=problem_responses(422))
 def list_jobs(
     session: ReadSession,
     page: PageParams,
     status: Annotated[JobStatus | None, Query()] = None,
-) -> dict[str, Any]:
-    """Lists jobs, newest first."""
+) -> Response:
+    """Lists jobs newest first, as compact items (``GET /v1/jobs/{id}`` has the spec)."""
     items, total = jobs.list_page(
         session=session, limit=page.limit, offset=page.offset, status=status
     )
-    return page_body([job_body(j) for j in items], total=total, page=page)
+    return FastJSONResponse(page_body([job_item(j) for j in items], total=total, page=page))
 
 
-@router.get("/{job_id}", response_model=JobOut)
-def get_job(job_id: str, session: ReadSession) -> dict[str, Any]:
+@router.get("/{job_id}", response_model=JobOut, responses=problem_responses(404))
+def get_job(job_id: str, session: ReadSession) -> Response:
     """A job: status, progress, error and, once it succeeded, its model id."""
-    return job_body(jobs.get(session=session, job_id=job_id))
+    return FastJSONResponse(job_body(jobs.get(session=session, job_id=job_id)))
 
 
-@router.post("/{job_id}/cancel", response_model=JobOut)
-def cancel_job(job_id: str, request: Request, session: WriteSession) -> dict[str, Any]:
+@router.post("/{job_id}/cancel", response_model=JobOut, responses=problem_responses(404, 409))
+def cancel_job(job_id: str, session: WriteSession, executor: AppExecutor) -> Response:
     """Stops a queued or running job; its worker process is terminated within seconds."""
     job = jobs.cancel(session=session, job_id=job_id)
-    body = job_body(job)
-    session.commit()
-    request.app.state.executor.cancel(job_id)
-    return body
+    after_commit(session, lambda: executor.cancel(job_id))
+    return FastJSONResponse(job_body(job))

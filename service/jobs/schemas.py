@@ -1,25 +1,34 @@
-"""Job API schemas (the request body is ``service.ml.spec.JobSpec``)."""
+"""Job API schemas (the request body is ``service.ml.spec.JobSpec``, echoed as ``spec``)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
-from service.tables import Job
+from service.errors import Problem
+from service.ml.spec import JobSpec
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 TERMINAL_STATES: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 
 
 class Progress(BaseModel):
+    """Fits done of the planned total (candidates × folds + the refit), and what runs now."""
+
+    model_config = ConfigDict(extra="forbid")
+
     done: int
     total: int
     message: str | None
 
 
-class JobOut(BaseModel):
+class JobItem(BaseModel):
+    """A job in a list: everything but the echo of its request (``GET /v1/jobs/{id}``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
     id: str
     name: str | None
     status: JobStatus
@@ -29,28 +38,20 @@ class JobOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
-    error: dict[str, Any] | None
-    model_id: str | None
-    spec: dict[str, Any]
+    error: Problem | None = Field(description="Why the job failed (or was cancelled)")
+    model_id: str | None = Field(description="The model, once the job succeeded")
 
 
-def job_body(job: Job) -> dict[str, Any]:
-    """The JSON body of a job."""
-    return {
-        "id": job.id,
-        "name": job.name,
-        "status": job.status,
-        "dataset_id": job.dataset_id,
-        "progress": {
-            "done": job.progress_done,
-            "total": job.progress_total,
-            "message": job.progress_message,
-        },
-        "attempts": job.attempts,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "error": job.error,
-        "model_id": job.model_id,
-        "spec": job.spec,
-    }
+class JobOut(JobItem):
+    """A job, with its request as validated (canonical penalty type, defaults filled in)."""
+
+    spec: JobSpec
+
+
+class JobPage(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[JobItem]
+    total: int
+    limit: int
+    offset: int

@@ -10,13 +10,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from service import errors
 from service.db import utcnow
 from service.jobs.schemas import TERMINAL_STATES
 from service.ml.spec import JobSpec
-from service.tables import Job
+from service.models import service as models
+from service.models.documents import ModelDocuments
+from service.tables import Job, Model
 
 HOSTNAME = socket.gethostname()
 
@@ -81,8 +83,8 @@ def get(*, session: Session, job_id: str) -> Job:
 def list_page(
     *, session: Session, limit: int, offset: int, status: str | None = None
 ) -> tuple[list[Job], int]:
-    """Lists jobs, newest first."""
-    query = select(Job)
+    """Lists jobs, newest first, without loading their specs (a list item leaves them out)."""
+    query = select(Job).options(defer(Job.spec))
     count = select(func.count()).select_from(Job)
     if status is not None:
         query = query.where(Job.status == status)
@@ -164,6 +166,37 @@ def set_progress(
     )
 
 
+def succeed(
+    *, session: Session, job_id: str, attempt: int, spec: JobSpec, outcome: ModelDocuments
+) -> Model | None:
+    """Marks a running job succeeded and stores its model, in the caller's transaction.
+
+    Returns None (and writes nothing) when the job is no longer running at ``attempt``;
+    ``models.job_id`` is unique, so no attempt can ever leave a second model.
+    """
+    model = models.build_for_job(
+        model_id=models.new_id(), job_id=job_id, spec=spec, outcome=outcome
+    )
+    done, total, message = outcome.progress
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == "running", Job.attempts == attempt)
+        .values(
+            status="succeeded",
+            model_id=model.id,
+            finished_at=model.created_at,
+            progress_done=done,
+            progress_total=total,
+            progress_message=message[:255],
+        )
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    session.add(model)
+    session.flush()
+    return model
+
+
 def fail(*, session: Session, job_id: str, attempt: int | None, problem: dict[str, Any]) -> bool:
     """Marks a running job failed with ``problem``; False if it was no longer running."""
     query = update(Job).where(Job.id == job_id, Job.status.in_(("running", "queued")))
@@ -183,9 +216,11 @@ def requeue_or_fail(
     """A job whose worker died: back to the queue, or failed once attempts are used up."""
     if attempt >= max_attempts:
         problem = errors.RegfitError(
-            f"{reason}; gave up after {attempt} attempts", status=500
+            f"{reason}; gave up after {attempt} attempts",
+            status=500,
+            title="Worker lost",
+            slug="worker-lost",
         ).problem()
-        problem.update(title="Worker lost", type=errors.PROBLEM_TYPE_BASE + "worker-lost")
         fail(session=session, job_id=job_id, attempt=attempt, problem=problem)
         return "failed"
     session.execute(
@@ -357,8 +392,9 @@ def mark_dispatched(*, session: Session, job_id: str, attempts: int) -> bool:
 
 def fail_undispatched(*, session: Session, job_id: str, attempts: int, reason: str) -> bool:
     """Fails a queued job whose message could not be handed to the broker in time."""
-    problem = errors.ServiceUnavailable(reason).problem()
-    problem.update(title="Job could not be enqueued", type=errors.PROBLEM_TYPE_BASE + "enqueue")
+    problem = errors.ServiceUnavailable(
+        reason, title="Job could not be enqueued", slug="enqueue"
+    ).problem()
     result = session.execute(
         update(Job)
         .where(
@@ -375,6 +411,6 @@ def fail_undispatched(*, session: Session, job_id: str, attempts: int, reason: s
 def time_limit_problem(limit_seconds: float) -> dict[str, Any]:
     """The error of a job stopped by ``REGFIT_JOB_TIME_LIMIT_SECONDS``."""
     detail = f"time limit of {limit_seconds:g} s exceeded"
-    problem = errors.RegfitError(detail, status=504).problem()
-    problem.update(title="Job time limit exceeded", type=errors.PROBLEM_TYPE_BASE + "time-limit")
-    return problem
+    return errors.RegfitError(
+        detail, status=504, title="Job time limit exceeded", slug="time-limit"
+    ).problem()

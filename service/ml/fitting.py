@@ -74,6 +74,7 @@ def _search_and_prepare(
     spec: JobSpec,
     progress: Progress,
     should_stop: StopCheck,
+    n_jobs: int | None,
 ) -> tuple[SearchResult, tuple[np.ndarray, np.ndarray | None, float]]:
     """Run the search of ``spec.tuning``, and meanwhile prepare the refit's designs.
 
@@ -92,7 +93,15 @@ def _search_and_prepare(
             _prepare, design, columns, train, test, (train_numeric, test_numeric), kinds
         )
         tuned = _tune(
-            columns, layout, y, train, spec, progress, should_stop, train_numeric=search_numeric
+            columns,
+            layout,
+            y,
+            train,
+            spec,
+            progress,
+            should_stop,
+            train_numeric=search_numeric,
+            n_jobs=n_jobs,
         )
     return tuned, prepared.result()
 
@@ -107,6 +116,7 @@ def _tune(
     should_stop: StopCheck,
     *,
     train_numeric: np.ndarray,
+    n_jobs: int | None,
 ) -> SearchResult:
     """Run the cross-validated search of ``spec.tuning`` on the training rows."""
     assert spec.tuning is not None
@@ -125,6 +135,7 @@ def _tune(
         progress=search_progress,
         should_stop=should_stop,
         train_numeric=train_numeric,
+        n_jobs=n_jobs,
     )
 
 
@@ -173,6 +184,7 @@ def fit_job(
     training_sha256: str,
     progress: Progress = _no_progress,
     should_stop: StopCheck = _never,
+    n_jobs: int | None = None,
 ) -> FitResult:
     """Fit the job's penalized linear model on its training split.
 
@@ -188,6 +200,8 @@ def fit_job(
         Called as ``progress(done, total, message)``.
     should_stop : callable, optional
         Polled between steps; when it returns True the fit raises :class:`FitCancelled`.
+    n_jobs : int, optional
+        Threads a search runs its folds on (at most the folds); default: the cores.
 
     Returns
     -------
@@ -213,7 +227,7 @@ def fit_job(
         warnings.simplefilter("always")
         if spec.tuning is not None:
             tuned, (X_train, X_test, prep_seconds) = _search_and_prepare(
-                columns, layout, design, y, train, test, spec, progress, should_stop
+                columns, layout, design, y, train, test, spec, progress, should_stop, n_jobs
             )
             penalty = tuned.penalty
             fits_done, fits_total = tuned.fits_done, tuned.fits_total + 1

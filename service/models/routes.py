@@ -5,8 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -16,13 +14,32 @@ from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
-from service import auth, errors
-from service.db import Database
+from service import auth, errors, state
+from service.db import Database, after_commit
+from service.errors import problem_responses
 from service.ml import portable
 from service.ml.errors import InvalidModelInput
 from service.models import predict_input
 from service.models import service as models
-from service.web import PageParams, ReadSession, WriteSession, page_body
+from service.models.schemas import (
+    ModelOut,
+    ModelPage,
+    PortableModel,
+    Predictions,
+    PredictorModelOut,
+    PredictorModelPage,
+    PredictRecords,
+    PredictRows,
+    RegularizationPath,
+)
+from service.web import (
+    FastJSONResponse,
+    ModelCache,
+    PageParams,
+    ReadSession,
+    WriteSession,
+    page_body,
+)
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -42,52 +59,17 @@ _ROW_SEPARATOR = re.compile(rb"\]\s*,\s*\[")
 _NON_NUMBER_LITERALS = (b"true", b"false", b"null")
 
 
-class CompiledModelCache:
-    """Compiled portable models by id (models are immutable, so entries never go stale)."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self._items: OrderedDict[str, portable.CompiledModel] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def lookup(self, model_id: str) -> portable.CompiledModel | None:
-        with self._lock:
-            model = self._items.get(model_id)
-            if model is not None:
-                self._items.move_to_end(model_id)
-            return model
-
-    def put(self, model_id: str, model: portable.CompiledModel) -> None:
-        with self._lock:
-            self._items[model_id] = model
-            self._items.move_to_end(model_id)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
-
-    def evict(self, model_id: str) -> None:
-        with self._lock:
-            self._items.pop(model_id, None)
-
-
-def _cache(request: Request) -> CompiledModelCache:
-    state = request.app.state
-    cache = getattr(state, "model_cache", None)
-    if cache is None:
-        cache = state.model_cache = CompiledModelCache(state.settings.model_cache_size)
-    return cache
-
-
 def _load_compiled(db: Database, model_id: str) -> portable.CompiledModel:
     with db.session(readonly=True) as session:
         doc = models.get_portable(session=session, model_id=model_id)
     return portable.compile_model(doc)
 
 
-async def compiled_model(request: Request, model_id: str) -> portable.CompiledModel:
-    cache = _cache(request)
+async def compiled_model(app_state: state.State, model_id: str) -> portable.CompiledModel:
+    cache = app_state.model_cache
     model = cache.lookup(model_id)
     if model is None:
-        model = await run_in_threadpool(_load_compiled, request.app.state.db, model_id)
+        model = await run_in_threadpool(_load_compiled, app_state.database, model_id)
         cache.put(model_id, model)
     return model
 
@@ -98,7 +80,9 @@ class RequestHandlerRoute(APIRoute):
 
     FastAPI's per-request work (solving dependencies, validating parameters, serializing the
     return value) is skipped: the endpoint validates its own body, and for a one-row
-    prediction that work costs more than the prediction.
+    prediction that work costs more than the prediction. The bodies are still declared
+    (:data:`PREDICT_OPENAPI`, ``response_model``) and the contract tests hold the route to
+    them.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
@@ -106,6 +90,13 @@ class RequestHandlerRoute(APIRoute):
         return endpoint
 
 
+def _schema_ref(model: type[Any]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+
+# Referenced models are added to the document's components by service.main (a body FastAPI
+# does not parse is not registered by it).
+PREDICT_REQUEST_MODELS = (PredictRows, PredictRecords)
 PREDICT_OPENAPI: dict[str, Any] = {
     # The endpoint reads ``model_id`` from ``request.path_params``, so it is declared here.
     "parameters": [
@@ -114,24 +105,14 @@ PREDICT_OPENAPI: dict[str, Any] = {
     "requestBody": {
         "content": {
             "application/json": {
+                "schema": {"oneOf": [_schema_ref(model) for model in PREDICT_REQUEST_MODELS]}
+            },
+            "text/csv": {
                 "schema": {
-                    "oneOf": [
-                        {
-                            "type": "object",
-                            "properties": {"rows": {"type": "array", "items": {"type": "array"}}},
-                            "required": ["rows"],
-                        },
-                        {
-                            "type": "object",
-                            "properties": {
-                                "records": {"type": "array", "items": {"type": "object"}}
-                            },
-                            "required": ["records"],
-                        },
-                    ]
+                    "type": "string",
+                    "description": "A header line naming the features, then one row per line",
                 }
             },
-            "text/csv": {"schema": {"type": "string"}},
         },
         "required": True,
     },
@@ -144,9 +125,10 @@ async def predict(request: Request) -> Response:
     Validation is :mod:`service.models.predict_input`'s, not pydantic's: one numpy conversion for
     an all-numeric body, a check per cell (naming each bad one) for anything else.
     """
-    model = await compiled_model(request, request.path_params["model_id"])
+    app_state = state.of(request)
+    model = await compiled_model(app_state, request.path_params["model_id"])
     content_type = request.headers.get("content-type", "application/json").lower()
-    limit = request.app.state.settings.max_predict_rows
+    limit = app_state.settings.max_predict_rows
     body = await _read_body(request, max_lines=limit + 1 if _is_csv(content_type) else None)
     if len(body) <= INLINE_PREDICT_BYTES:
         content = _predict(model, content_type, body, limit)
@@ -162,22 +144,32 @@ router.add_api_route(
     methods=["POST"],
     route_class_override=RequestHandlerRoute,
     openapi_extra=PREDICT_OPENAPI,
+    response_model=Predictions,
+    responses=problem_responses(400, 404, 413, 415, 422),
 )
 
 
-@router.get("")
-def list_models(request: Request, session: ReadSession, page: PageParams) -> dict[str, Any]:
-    """Lists models, newest first (a predictor key gets each model's predictor view)."""
-    items, total = models.list_page(session=session, limit=page.limit, offset=page.offset)
+@router.get("", response_model=ModelPage | PredictorModelPage, responses=problem_responses(422))
+def list_models(request: Request, session: ReadSession, page: PageParams) -> Response:
+    """Lists models, newest first, as compact items (``GET /v1/models/{id}`` has the rest);
+    a predictor key gets each model's predictor view."""
     if auth.is_predictor(request.scope):
-        bodies = [models.predictor_body(m, with_dtypes=False) for m in items]
+        items, total = models.list_predictor_page(
+            session=session, limit=page.limit, offset=page.offset
+        )
     else:
-        bodies = [models.model_body(m) for m in items]
-    return page_body(bodies, total=total, page=page)
+        items, total = models.list_page(session=session, limit=page.limit, offset=page.offset)
+    return FastJSONResponse(page_body(items, total=total, page=page))
 
 
-@router.get("/{model_id}")
-def get_model(model_id: str, request: Request, session: ReadSession) -> dict[str, Any]:
+# The bodies below are built by the fit and stored as JSON; they are sent as stored (orjson),
+# and their schemas document them (the contract tests check every response against them).
+
+
+@router.get(
+    "/{model_id}", response_model=ModelOut | PredictorModelOut, responses=problem_responses(404)
+)
+def get_model(model_id: str, request: Request, session: ReadSession) -> Response:
     """A model: features, penalty (both notations), coefficients, metrics, tuning.
 
     A predictor key gets what prediction needs: features, dtypes, penalty, preprocessing
@@ -185,31 +177,32 @@ def get_model(model_id: str, request: Request, session: ReadSession) -> dict[str
     """
     model = models.get(session=session, model_id=model_id)
     if auth.is_predictor(request.scope):
-        return models.predictor_body(model)
-    return models.model_body(model)
+        return FastJSONResponse(models.predictor_body(model))
+    return FastJSONResponse(models.model_body(model))
 
 
-@router.get("/{model_id}/export")
-def export_model(model_id: str, session: ReadSession) -> dict[str, Any]:
+@router.get("/{model_id}/export", response_model=PortableModel, responses=problem_responses(404))
+def export_model(model_id: str, session: ReadSession) -> Response:
     """The portable model: plain JSON that predicts with numpy alone."""
-    return models.get_portable(session=session, model_id=model_id)
+    return FastJSONResponse(models.get_portable(session=session, model_id=model_id))
 
 
-@router.get("/{model_id}/path")
-def regularization_path(model_id: str, session: ReadSession) -> dict[str, Any]:
+@router.get("/{model_id}/path", response_model=RegularizationPath, responses=problem_responses(404))
+def get_model_path(model_id: str, session: ReadSession) -> Response:
     """The regularization path: coefficients and nonzero counts per alpha, and the CV curve."""
     path = models.get(session=session, model_id=model_id).summary.get("path")
     if path is None:
         raise errors.NotFound(f"model {model_id!r} has no recorded regularization path")
-    return dict(path)
+    return FastJSONResponse(path)
 
 
-@router.delete("/{model_id}", status_code=204)
-def delete_model(model_id: str, request: Request, session: WriteSession) -> Response:
+@router.delete(
+    "/{model_id}", status_code=204, response_class=Response, responses=problem_responses(404)
+)
+def delete_model(model_id: str, session: WriteSession, cache: ModelCache) -> Response:
     """Deletes a model."""
     models.delete(session=session, model_id=model_id)
-    session.commit()
-    _cache(request).evict(model_id)
+    after_commit(session, lambda: cache.evict(model_id))
     return Response(status_code=204)
 
 

@@ -7,14 +7,14 @@ from typing import Any
 
 import orjson
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service import errors
 from service.db import utcnow
 from service.ml.spec import JobSpec
 from service.models.documents import ModelDocuments
-from service.tables import Job, Model
+from service.tables import Model
 
 # Summary parts with a route of their own, left out of the model body.
 SEPARATE_SUMMARY_KEYS = frozenset({"path"})
@@ -26,31 +26,9 @@ def new_id() -> str:
     return "mdl_" + uuid.uuid4().hex
 
 
-def create_for_job(
-    *, session: Session, job_id: str, attempt: int, spec: JobSpec, outcome: ModelDocuments
-) -> Model | None:
-    """Stores the model of a finished attempt and marks the job succeeded, atomically.
-
-    Returns None (and writes nothing) when the job is no longer running at ``attempt``.
-    """
-    model_id = new_id()
-    now = utcnow()
-    done, total, message = outcome.progress
-    result = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == "running", Job.attempts == attempt)
-        .values(
-            status="succeeded",
-            model_id=model_id,
-            finished_at=now,
-            progress_done=done,
-            progress_total=total,
-            progress_message=message[:255],
-        )
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        return None
-    model = Model(
+def build_for_job(*, model_id: str, job_id: str, spec: JobSpec, outcome: ModelDocuments) -> Model:
+    """The model row of a finished job attempt (``jobs.service.succeed`` stores it)."""
+    return Model(
         id=model_id,
         job_id=job_id,
         dataset_id=spec.dataset_id,
@@ -59,11 +37,8 @@ def create_for_job(
         summary=outcome.summary,
         portable=orjson.dumps(outcome.portable).decode(),
         fit_seconds=float(outcome.summary.get("fit_seconds", 0.0)),
-        created_at=now,
+        created_at=utcnow(),
     )
-    session.add(model)
-    session.flush()
-    return model
 
 
 def get(*, session: Session, model_id: str) -> Model:
@@ -83,13 +58,99 @@ def get_portable(*, session: Session, model_id: str) -> dict[str, Any]:
     return doc
 
 
-def list_page(*, session: Session, limit: int, offset: int) -> tuple[list[Model], int]:
-    """Lists models, newest first."""
-    rows = session.scalars(
-        select(Model).order_by(Model.created_at.desc(), Model.id.desc()).limit(limit).offset(offset)
+# The parts of a model's summary a list item shows, read by the database from the JSON
+# column: a model of a large search holds megabytes of candidates and coefficients, and a
+# page of them must not be loaded to show a few numbers each.
+_ITEM_SUMMARY_PATHS: dict[str, tuple[str, ...]] = {
+    "penalty": ("penalty",),
+    "n_nonzero": ("n_nonzero",),
+    "n_train": ("n_train",),
+    "n_test": ("n_test",),
+    "metrics": ("metrics",),
+    "tuning_strategy": ("tuning", "strategy"),
+    "tuning_scoring": ("tuning", "scoring"),
+    "tuning_best_params": ("tuning", "best_params"),
+    "tuning_best_score": ("tuning", "best_score"),
+    "tuning_n_candidates": ("tuning", "n_candidates"),
+}
+
+
+def _summary_parts(paths: dict[str, tuple[str, ...]]) -> list[Any]:
+    return [
+        Model.summary[path if len(path) > 1 else path[0]].label(key) for key, path in paths.items()
+    ]
+
+
+def list_page(*, session: Session, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """Lists models newest first, as compact items (see :func:`model_item`)."""
+    rows = session.execute(
+        select(
+            Model.id,
+            Model.name,
+            Model.job_id,
+            Model.dataset_id,
+            Model.target,
+            Model.created_at,
+            Model.fit_seconds,
+            *_summary_parts(_ITEM_SUMMARY_PATHS),
+        )
+        .order_by(Model.created_at.desc(), Model.id.desc())
+        .limit(limit)
+        .offset(offset)
     ).all()
-    total = session.scalar(select(func.count()).select_from(Model))
-    return list(rows), int(total or 0)
+    return [model_item(row._asdict()) for row in rows], count(session=session)
+
+
+def list_predictor_page(
+    *, session: Session, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Lists models newest first as a predictor key sees them (see :func:`predictor_body`)."""
+    rows = session.execute(
+        select(
+            Model.id,
+            Model.name,
+            Model.target,
+            Model.created_at,
+            *_summary_parts({key: (key,) for key in PREDICTOR_SUMMARY_KEYS}),
+        )
+        .order_by(Model.created_at.desc(), Model.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return [{**row._asdict(), "task": "regression"} for row in rows], count(session=session)
+
+
+def count(*, session: Session) -> int:
+    """Counts the models."""
+    return int(session.scalar(select(func.count()).select_from(Model)) or 0)
+
+
+def model_item(row: dict[str, Any]) -> dict[str, Any]:
+    """The list item of a model from its columns and the summary parts of ``list_page``."""
+    tuning = None
+    if row["tuning_strategy"] is not None:
+        tuning = {
+            "strategy": row["tuning_strategy"],
+            "scoring": row["tuning_scoring"],
+            "best_params": row["tuning_best_params"],
+            "best_score": row["tuning_best_score"],
+            "n_candidates": row["tuning_n_candidates"],
+        }
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "job_id": row["job_id"],
+        "dataset_id": row["dataset_id"],
+        "target": row["target"],
+        "created_at": row["created_at"],
+        "fit_seconds": row["fit_seconds"],
+        "penalty": row["penalty"],
+        "n_nonzero": row["n_nonzero"],
+        "n_train": row["n_train"],
+        "n_test": row["n_test"],
+        "metrics": row["metrics"],
+        "tuning": tuning,
+    }
 
 
 def delete(*, session: Session, model_id: str) -> None:

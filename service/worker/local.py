@@ -138,7 +138,7 @@ def worker_main(conn: Connection, settings_json: str, lifeline: Connection | Non
     # At most one BLAS thread per core across the workers: OpenBLAS threads spin while they
     # wait, and two workers of two threads each on two cores made a 240000×20 Gram matrix
     # 20× slower than one thread did (benchmarks/README.md, "Fit overhead").
-    threadpool_controller().limit(limits=max(1, (os.cpu_count() or 1) // settings.workers))
+    threadpool_controller().limit(limits=settings.blas_threads_per_worker())
     db = Database(settings.database_url)
     try:
         while True:
@@ -494,6 +494,6 @@ class LocalExecutor:
 def _problem(reason: str) -> dict[str, Any]:
     if reason == "cancelled":
         return errors.Conflict("job was cancelled").problem()
-    problem = errors.RegfitError(reason, status=504).problem()
-    problem.update(title="Job time limit exceeded", type=errors.PROBLEM_TYPE_BASE + "time-limit")
-    return problem
+    return errors.RegfitError(
+        reason, status=504, title="Job time limit exceeded", slug="time-limit"
+    ).problem()

@@ -13,7 +13,6 @@ import contextlib
 import ctypes
 import logging
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -36,7 +35,6 @@ from service.ml.pipeline import (
 )
 from service.ml.spec import JobSpec
 from service.models import documents
-from service.models import service as models
 
 log = logging.getLogger("regfit.runner")
 
@@ -182,6 +180,7 @@ def execute(
                 training_sha256=sha256,
                 progress=_progress_writer(db, job_id, attempt),
                 should_stop=_stop_checker(db, job_id, attempt),
+                n_jobs=settings.search_thread_count(),
             )
         except ml_errors.FitCancelled as exc:
             raise JobCancelled(exc.detail) from exc
@@ -198,7 +197,7 @@ def execute(
             return _status(db, job_id)
         outcome = documents.model_documents(result, spec)
         with db.session() as session:
-            model = models.create_for_job(
+            model = jobs.succeed(
                 session=session, job_id=job_id, attempt=attempt, spec=spec, outcome=outcome
             )
         return "succeeded" if model is not None else _status(db, job_id)
@@ -209,11 +208,14 @@ def execute(
         # failed. The executor puts the job back in the queue (bounded attempts).
         raise
     except Exception as exc:  # the job fails with the reason; the worker survives
+        # The traceback goes to the worker's log only: a client never sees one.
         log.exception("job %s attempt %s crashed", job_id, attempt)
         problem = errors.RegfitError(
-            f"internal error while training: {type(exc).__name__}: {exc}", status=500
+            f"internal error while training: {type(exc).__name__}: {exc}",
+            status=500,
+            title="Training crashed",
+            slug="internal",
         ).problem()
-        problem.update(title="Training crashed", traceback=traceback.format_exc(limit=5))
     with db.session() as session:
         jobs.fail(session=session, job_id=job_id, attempt=attempt, problem=problem)
     return _status(db, job_id)

@@ -13,7 +13,7 @@ import pytest
 from service.datasets import storage
 from service.errors import InvalidInput, NotFound, PayloadTooLarge
 
-LIMITS = storage.IngestLimits(max_rows=10_000_000, max_columns=1000)
+LIMITS = storage.IngestLimits(max_rows=10_000_000, max_columns=1000, parse_threads=4)
 
 
 def ingest(
@@ -169,7 +169,7 @@ def test_read_rows_reads_only_the_needed_row_groups(tmp_path: Path) -> None:
 
 
 def test_row_limit_stops_the_stream(tmp_path: Path) -> None:
-    limits = storage.IngestLimits(max_rows=1000, max_columns=10)
+    limits = storage.IngestLimits(max_rows=1000, max_columns=10, parse_threads=4)
     content = ("a\n" + "1\n" * 5000).encode()
     with pytest.raises(PayloadTooLarge):
         ingest(tmp_path, content, "csv", limits=limits, block_size=1024)

@@ -105,7 +105,9 @@ def test_json_lines_with_new_keys_and_types_in_later_blocks_still_load(tmp_path:
     lines += [orjson.dumps({"a": i + 0.5, "b": "x", "y": 1}) for i in range(300)]
     source = tmp_path / "in.jsonl"
     source.write_bytes(b"\n".join(lines) + b"\n")
-    limits = storage.IngestLimits(max_rows=10_000, max_columns=10, max_decoded_bytes=10**7)
+    limits = storage.IngestLimits(
+        max_rows=10_000, max_columns=10, parse_threads=4, max_decoded_bytes=10**7
+    )
     stored = storage.ingest_file(
         source,
         "jsonl",

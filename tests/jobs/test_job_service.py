@@ -5,11 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import func, select
 
+from service.config import Settings
 from service.db import Database, utcnow
 from service.jobs import service as jobs
 from service.ml.spec import JobSpec
-from service.tables import Job
+from service.models.documents import ModelDocuments
+from service.tables import Job, Model
+from service.worker import runner
 
 pytestmark = pytest.mark.backends("sqlite", "postgres")
 
@@ -111,3 +115,57 @@ def test_an_undispatched_job_fails_with_the_reason(db: Database) -> None:
     job = _state(db, job_id)
     assert job.status == "failed" and job.error is not None
     assert job.error["status"] == 503 and job.error["detail"] == "broker unreachable"
+
+
+def _outcome() -> ModelDocuments:
+    summary = {"fit_seconds": 0.5, "n_nonzero": 1}
+    return ModelDocuments(
+        portable={"format": "regfit.linear.v1"}, summary=summary, progress=(3, 3, "done")
+    )
+
+
+def test_succeed_writes_the_model_with_the_transition_once(db: Database) -> None:
+    job_id = _job(db)
+    attempt = _claim(db, job_id)
+    assert attempt == 1
+    spec = JobSpec.model_validate({"dataset_id": "ds_x", "target": "y", "penalty": {"type": "l2"}})
+    with db.session() as session:
+        model = jobs.succeed(
+            session=session, job_id=job_id, attempt=attempt, spec=spec, outcome=_outcome()
+        )
+        assert model is not None
+        model_id = model.id
+    job = _state(db, job_id)
+    assert (job.status, job.model_id, job.progress_done, job.progress_message) == (
+        "succeeded",
+        model_id,
+        3,
+        "done",
+    )
+    with db.session() as session:  # a second success of the same attempt writes nothing
+        again = jobs.succeed(
+            session=session, job_id=job_id, attempt=attempt, spec=spec, outcome=_outcome()
+        )
+        assert again is None
+    with db.session(readonly=True) as session:
+        assert session.scalar(select(func.count()).select_from(Model)) == 1
+
+
+def test_a_crashed_job_reports_no_traceback(
+    db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker's log has the traceback; the job's error (a client's view) never does."""
+    job_id = _job(db)
+    attempt = _claim(db, job_id)
+    assert attempt is not None
+
+    def crash(**_: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(runner.datasets, "get", crash)  # an unexpected error inside the attempt
+    assert runner.execute(job_id, attempt, db=db, settings=settings) == "failed"
+    error = _state(db, job_id).error
+    assert error is not None and "traceback" not in error
+    assert error["detail"] == "internal error while training: RuntimeError: boom"
+    assert (error["title"], error["status"]) == ("Training crashed", 500)
+    assert error["type"].endswith("/internal")

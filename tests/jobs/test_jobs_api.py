@@ -167,7 +167,7 @@ def test_cancel_running_job_frees_the_worker(settings: Settings) -> None:
 
 
 def _worker_pid(client: TestClient, job_id: str) -> int | None:
-    executor = client.app.state.executor  # type: ignore[attr-defined]
+    executor = client.app_state["regfit"].executor
     run = executor._running.get(job_id)
     return run.process.pid if run is not None else None
 

@@ -348,7 +348,7 @@ def test_jobs_run_on_workers_cancel_and_redelivery(cluster: Cluster) -> None:
         )
 
         # A message delivered again for a finished job is acknowledged and ignored.
-        executor = client.app.state.executor  # type: ignore[attr-defined]
+        executor = client.app_state["regfit"].executor
         executor.app.send_task(RUN_JOB_TASK, args=[ids[0]], task_id=ids[0])
         deadline = time.monotonic() + 30
         while f"job {ids[0]}: delivery ignored" not in cluster.logs():

@@ -15,7 +15,7 @@ from service.worker.local import LocalExecutor
 
 
 def _executor(client: TestClient) -> LocalExecutor:
-    executor = client.app.state.executor  # type: ignore[attr-defined]
+    executor = client.app_state["regfit"].executor
     assert isinstance(executor, LocalExecutor)
     return executor
 

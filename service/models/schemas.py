@@ -1,0 +1,290 @@
+"""Response bodies of the model routes: the model, its compact list item, its path, its
+portable document and predictions, and the predict request bodies.
+
+These describe the bodies the fit writes (``service.models.documents`` from the fit's results) and
+the stored portable document exactly; ``tests/test_contract.py`` validates every response
+of the API test suite against them. Nothing here imports SQLAlchemy.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.ml.spec import CVSpec, PenaltyKind, PreprocessingSpec, Scoring, SplitSpec
+
+Number = float | None  # null where a value is not finite (or undefined, as r2 on one row)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PenaltyEcho(_Body):
+    """The fitted penalty in scikit-learn's notation and the seed's λ notation."""
+
+    type: PenaltyKind
+    estimator: Literal["Lasso", "Ridge", "ElasticNet"]
+    alpha: float
+    l1_ratio: float | None
+    lambda1: float
+    lambda2: float
+    fit_intercept: bool
+    max_iter: int | None
+    tol: float
+    positive: bool
+    given_as: Literal["sklearn", "lambda"]
+    conversion: str = Field(description="The conversion between the two notations, in words")
+
+
+class Metrics(_Body):
+    """scikit-learn's regression metrics (``r2`` null on fewer than two rows)."""
+
+    r2: Number
+    mse: Number
+    rmse: Number
+    mae: Number
+
+
+class ModelMetrics(_Body):
+    train: Metrics
+    test: Metrics | None = Field(description="null when split.test_size is 0")
+    cv: Metrics | None = Field(description="The selected candidate's mean over the CV folds")
+
+
+class Coefficients(_Body):
+    """Coefficient per output feature (``feature_names_out``), in both units."""
+
+    original: dict[str, Number]
+    scaled: dict[str, Number]
+
+
+class Intercept(_Body):
+    original: Number
+    scaled: Number
+
+
+class CandidateParams(_Body):
+    """The searched parameters of a candidate (keys as ``GridSearchCV`` shows them)."""
+
+    alpha: float | None = None
+    l1_ratio: float | None = None
+    penalty: PenaltyKind | None = None
+
+
+class Candidate(_Body):
+    params: CandidateParams
+    mean_score: Number
+    std_score: Number
+    fold_scores: list[Number]
+    fit_seconds: float
+    rank: int
+    n_nonzero: float = Field(description="Mean nonzero coefficients over the folds")
+
+
+class OneSE(_Body):
+    threshold: Number
+    max_score_index: int
+    max_score: Number
+    rule: str
+
+
+class ComparedParams(_Body):
+    alpha: float
+    l1_ratio: float | None
+
+
+class Compared(_Body):
+    """The best candidate of one penalty when ``penalty`` is searched."""
+
+    best_score: Number
+    best_params: ComparedParams
+    best_index: int
+    n_nonzero: int | None
+
+
+class Tuning(_Body):
+    """The cross-validated search and its candidates (in evaluation order)."""
+
+    strategy: Literal["grid", "random", "bayesian"]
+    scoring: Scoring
+    cv: CVSpec
+    select: Literal["best", "1se"]
+    best_params: CandidateParams
+    best_score: Number
+    best_index: int
+    candidates: list[Candidate]
+    timed_out: bool
+    n_candidates: int
+    n_candidates_finished: int
+    seconds: float
+    random_state: int | None = Field(default=None, description="random and bayesian only")
+    one_se: OneSE | None = Field(default=None, description='select "1se" only')
+    comparison: dict[str, Compared] | None = Field(
+        default=None, description="When penalty is searched: per penalty kind"
+    )
+
+
+class ModelOut(_Body):
+    """A model: its identity and what the fit found (the path has a route of its own)."""
+
+    id: str
+    name: str | None
+    job_id: str | None
+    dataset_id: str
+    target: str
+    created_at: datetime
+    fit_seconds: float
+    features: list[str]
+    dropped_features: list[str]
+    feature_names_out: list[str]
+    penalty: PenaltyEcho
+    preprocessing: PreprocessingSpec
+    coefficients: Coefficients
+    intercept: Intercept
+    n_nonzero: int
+    metrics: ModelMetrics
+    tuning: Tuning | None
+    n_train: int
+    n_test: int
+    split: SplitSpec
+    warnings: list[str]
+
+
+class TuningItem(_Body):
+    strategy: Literal["grid", "random", "bayesian"]
+    scoring: Scoring
+    best_params: CandidateParams
+    best_score: Number
+    n_candidates: int
+
+
+class ModelItem(_Body):
+    """A model in a list: identity, metrics and counts. ``GET /v1/models/{id}`` has the rest."""
+
+    id: str
+    name: str | None
+    job_id: str | None
+    dataset_id: str
+    target: str
+    created_at: datetime
+    fit_seconds: float
+    penalty: PenaltyEcho
+    n_nonzero: int
+    n_train: int
+    n_test: int
+    metrics: ModelMetrics
+    tuning: TuningItem | None
+
+
+class ModelPage(_Body):
+    items: list[ModelItem]
+    total: int
+    limit: int
+    offset: int
+
+
+class PredictorModelOut(_Body):
+    """What a predictor key reads of a model: what prediction needs, nothing of the data
+    (no coefficients, one-hot names, categories, training summaries, job or dataset ids)."""
+
+    id: str
+    name: str | None
+    target: str
+    task: Literal["regression"]
+    created_at: datetime
+    features: list[str]
+    penalty: PenaltyEcho
+    preprocessing: PreprocessingSpec
+    metrics: ModelMetrics
+    dtypes: dict[str, str] | None = Field(
+        default=None, description="Per feature; on the single-model route only"
+    )
+
+
+class PredictorModelPage(_Body):
+    items: list[PredictorModelOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class PathCV(_Body):
+    mean: list[Number]
+    std: list[Number]
+    scoring: Scoring
+
+
+class RegularizationPath(_Body):
+    """Coefficients (scaled units) and nonzero counts per alpha, descending."""
+
+    penalty: PenaltyKind
+    l1_ratio: float | None
+    alpha: float = Field(description="The fitted model's alpha")
+    alphas: list[float]
+    units: Literal["scaled"]
+    coefficients: dict[str, list[Number]]
+    n_nonzero: list[int]
+    converged: bool
+    cv: PathCV | None = Field(description="The CV curve along the path (tuned models)")
+
+
+class PortableFeature(_Body):
+    name: str
+    kind: Literal["numeric", "categorical"]
+    dtype: str
+
+
+class PortableNumeric(_Body):
+    names: list[str]
+    impute: Literal["mean", "median", "none"]
+    impute_values: list[float] | None
+    scaling: Literal["standard", "none"]
+    means: list[float] | None
+    scales: list[float] | None
+
+
+class PortableCategorical(_Body):
+    names: list[str]
+    categories: list[list[str | None]]
+    infrequent: list[bool] | None = Field(
+        default=None,
+        description="Per feature: whether its rare values share a last one-hot column "
+        "(present when some feature has one)",
+    )
+
+
+class PortableModel(_Body):
+    """The portable model (``regfit.linear.v1``): predicts with numpy alone."""
+
+    format: Literal["regfit.linear.v1"]
+    target: str
+    features: list[PortableFeature]
+    numeric: PortableNumeric
+    categorical: PortableCategorical
+    coef: list[float]
+    intercept: float
+    feature_names_out: list[str]
+    penalty: PenaltyEcho
+    training_data_sha256: str
+
+
+Cell = float | int | str | bool | None
+
+
+class PredictRows(_Body):
+    """Rows in the model's ``features`` order."""
+
+    rows: list[list[Cell]] = Field(min_length=1)
+
+
+class PredictRecords(_Body):
+    """Records by feature name; keys that are not features are ignored."""
+
+    records: list[dict[str, Cell]] = Field(min_length=1)
+
+
+class Predictions(_Body):
+    predictions: list[Number] = Field(description="One per input row, in order")
