@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from service import auth, errors, migrate, observability
+from service import __version__, auth, errors, migrate, observability
 from service.config import Settings, get_settings
 from service.datasets import routes as dataset_routes
 from service.datasets import storage as dataset_storage
@@ -196,7 +196,7 @@ def create_app(settings: Settings | None = None, *, start_executor: bool = True)
 
     app = FastAPI(
         title="regfit",
-        version="0.1.0",
+        version=__version__,
         summary="Train, tune and serve regularized linear models (Lasso, Ridge, ElasticNet).",
         lifespan=lifespan,
         default_response_class=FastJSONResponse,

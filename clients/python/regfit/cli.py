@@ -351,7 +351,11 @@ def build_job_spec(
         if text is None:
             continue
         value = parse_values(text, f"--{key.replace('_', '-')}")
-        if isinstance(value, float):
+        if isinstance(value, float) and key == "l1_ratio" and compared:
+            # Only ElasticNet takes an l1_ratio: in a comparison it belongs to the space,
+            # which applies it to the ElasticNet candidates alone.
+            space[key] = [value]
+        elif isinstance(value, float):
             penalty_spec[key] = value
         else:
             space[key] = value
