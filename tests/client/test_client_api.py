@@ -30,12 +30,12 @@ def reference_search(frame: pd.DataFrame) -> tuple[GridSearchCV, pd.DataFrame, p
 
 
 def test_upload_train_tuned_wait_predict_path_export(
-    server: Server, diabetes: Path, tmp_path: Path
+    live_server: Server, diabetes_csv_path: Path, tmp_path: Path
 ) -> None:
-    frame = pd.read_csv(diabetes)
+    frame = pd.read_csv(diabetes_csv_path)
     search, _, X_test = reference_search(frame)
-    with Client(server.url) as client:
-        dataset = client.upload(diabetes, name="diabetes-file")
+    with Client(live_server.url) as client:
+        dataset = client.upload(diabetes_csv_path, name="diabetes-file")
         assert (dataset.n_rows, dataset.n_columns, dataset.name) == (442, 11, "diabetes-file")
         assert [c.name for c in dataset.columns] == list(frame.columns)
 
@@ -88,13 +88,15 @@ def test_upload_train_tuned_wait_predict_path_export(
         assert client.dataset(dataset.id).sha256 == dataset.sha256
 
 
-def test_dataframe_upload_and_plain_fit_equal_scikit_learn(server: Server, diabetes: Path) -> None:
-    frame = pd.read_csv(diabetes)
+def test_dataframe_upload_and_plain_fit_equal_scikit_learn(
+    live_server: Server, diabetes_csv_path: Path
+) -> None:
+    frame = pd.read_csv(diabetes_csv_path)
     X, y = frame.drop(columns="target"), frame["target"]
     X_train, X_test, y_train, _ = train_test_split(X, y, test_size=0.2, random_state=0)
     reference = Pipeline([("scale", StandardScaler()), ("est", Lasso(alpha=0.1))])
     reference.fit(X_train, y_train)
-    with Client(server.url) as client:
+    with Client(live_server.url) as client:
         dataset = client.upload(frame, name="from-pandas")
         assert (dataset.n_rows, dataset.n_columns) == frame.shape
         model = client.train(dataset.id, target="target", penalty="l1", alpha=0.1).wait().model()
@@ -112,8 +114,8 @@ def test_dataframe_upload_and_plain_fit_equal_scikit_learn(server: Server, diabe
         assert missing.value.status == 404
 
 
-def test_errors_carry_the_problem_document(server: Server, tmp_path: Path) -> None:
-    with Client(server.url) as client:
+def test_errors_carry_the_problem_document(live_server: Server, tmp_path: Path) -> None:
+    with Client(live_server.url) as client:
         dataset = client.upload(pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": [1.0, 2.0, 3, 4]}))
         with pytest.raises(RegfitError) as bad:
             client.train(dataset, target="y", penalty="l1", alpha=-1.0)

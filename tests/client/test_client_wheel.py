@@ -44,7 +44,7 @@ def run(*args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
     return result
 
 
-def test_the_wheel_alone_imports_and_runs(server: Server, tmp_path: Path) -> None:
+def test_the_wheel_alone_imports_and_runs(live_server: Server, tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
     run(
         sys.executable,
@@ -73,9 +73,9 @@ def test_the_wheel_alone_imports_and_runs(server: Server, tmp_path: Path) -> Non
 
     data = tmp_path / "line.csv"
     data.write_text("x,y\n" + "".join(f"{i},{2 * i + 1}\n" for i in range(20)))
-    result = json.loads(run(str(python), "-c", SESSION, server.url, str(data), env=env).stdout)
+    result = json.loads(run(str(python), "-c", SESSION, live_server.url, str(data), env=env).stdout)
     assert result["status"] == 422
     assert [row["feature"] for row in result["coefficients"]] == ["x"]  # rows without pandas
     assert len(result["predictions"]) == 2 and result["predictions"][1] > result["predictions"][0]
-    listed = run(str(script), "--url", server.url, "models", "list", "--json", env=env).stdout
+    listed = run(str(script), "--url", live_server.url, "models", "list", "--json", env=env).stdout
     assert result["model"] in [m["id"] for m in json.loads(listed)]
