@@ -13,18 +13,24 @@ import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from service.config import Settings, get_settings
+if TYPE_CHECKING:
+    from service.config import Settings
 
 ROLES = ("admin", "trainer", "predictor")
 
 
 def current_settings() -> Settings:
-    """The environment read now (a process may run several commands) and logging set up."""
+    """The environment read now (a process may run several commands) and logging set up.
+
+    Imported here, not at the top: every ``regfit`` invocation (a client command too) loads
+    this module to list the server's commands, and should not pay for the settings' imports.
+    """
     from service import observability
+    from service.config import get_settings
 
     get_settings.cache_clear()
     settings = get_settings()

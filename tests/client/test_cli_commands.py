@@ -170,3 +170,19 @@ def test_exit_codes(live_server: Server, tmp_path: Path) -> None:
     removed = as_json(regfit_cli(live_server, "datasets", "rm", "gappy", "--json"))
     assert removed["deleted"].startswith("ds_")
     assert regfit_cli(live_server, "datasets", "show", removed["deleted"]).returncode == 1
+
+
+def test_cancel_then_wait_exits_3(live_server: Server, diabetes_csv_path: Path) -> None:
+    ok(regfit_cli(live_server, "datasets", "upload", str(diabetes_csv_path), "--name", "long"))
+    submitted = as_json(
+        regfit_cli(
+            live_server,
+            *("train", "long", "-t", "target", "--compare", "l1,l2,elasticnet"),
+            *("--alpha", "1e-4:10:400:log", "--l1-ratio", "0.1,0.5,0.9", "--folds", "10"),
+            "--json",
+        )
+    )
+    cancelled = as_json(regfit_cli(live_server, "jobs", "cancel", submitted["id"], "--json"))
+    assert cancelled["id"] == submitted["id"] and cancelled["status"] == "cancelled"
+    waited = regfit_cli(live_server, "jobs", "wait", submitted["id"])
+    assert waited.returncode == 3 and "cancelled" in waited.stderr

@@ -188,7 +188,10 @@ class Client:
         return self._bound(Job, self._json("GET", f"/v1/jobs/{job_id}"))
 
     def cancel_job(self, job_id: str) -> Job:
-        return self._bound(Job, self._json("POST", f"/v1/jobs/{job_id}/cancel"))
+        # No body, but the JSON content type all the same: the API's POST routes expect it.
+        cancel = f"/v1/jobs/{job_id}/cancel"
+        headers = {"content-type": "application/json"}
+        return self._bound(Job, self._json("POST", cancel, headers=headers))
 
     # --- models ------------------------------------------------------------------------
 
