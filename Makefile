@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/fit_overhead.py --quick
 	$(BIN)/python benchmarks/scaling.py --quick
 	$(BIN)/python benchmarks/tuning.py --quick
+	$(BIN)/python benchmarks/cli_overhead.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
