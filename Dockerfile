@@ -10,7 +10,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Dependencies first, so a code change does not reinstall them.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md VERSION ./
 RUN mkdir -p service && touch service/__init__.py \
     && pip install . \
     && pip uninstall -y regfit
@@ -18,8 +18,11 @@ RUN mkdir -p service && touch service/__init__.py \
 COPY alembic.ini ./
 COPY migrations ./migrations
 COPY service ./service
+# The client distribution owns the `regfit` command; the server adds serve/migrate/worker/keys.
+COPY clients/python ./clients/python
 # Editable install: `regfit` finds alembic.ini and migrations/ beside the package.
 RUN pip install --no-deps -e . \
+    && pip install ./clients/python \
     && useradd --create-home --uid 10001 regfit \
     && mkdir -p /data \
     && chown regfit:regfit /data

@@ -3,17 +3,22 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-SOURCES := $(wildcard service tests benchmarks migrations)
+SOURCES := $(wildcard service tests benchmarks migrations clients/python/regfit)
+CLIENT  := clients/python
 
 .PHONY: run test lint format pytest migrate worker bench clean
 
-$(STAMP): pyproject.toml
+# The client distribution (clients/python) owns the `regfit` command; the server adds its
+# commands to it. Both go into the venv: `.venv/bin/regfit`, or `source .venv/bin/activate`.
+$(STAMP): pyproject.toml $(CLIENT)/pyproject.toml VERSION
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e ./$(CLIENT)
 	touch $(STAMP)
 
 run: $(STAMP)
+	@echo "regfit is at $(BIN)/regfit (or: source $(BIN)/activate); try: $(BIN)/regfit --help"
 	$(BIN)/regfit serve
 
 migrate: $(STAMP)
@@ -46,6 +51,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/fit_overhead.py --quick
 	$(BIN)/python benchmarks/scaling.py --quick
 	$(BIN)/python benchmarks/tuning.py --quick
+	$(BIN)/python benchmarks/cli_overhead.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

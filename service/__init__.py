@@ -1,3 +1,8 @@
 """regfit: train, tune and serve regularized linear models over HTTP."""
 
-__version__ = "0.1.0"
+from importlib.metadata import PackageNotFoundError, version
+
+try:  # VERSION, through the installed metadata (the client reads the same file)
+    __version__ = version("regfit")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"

@@ -68,8 +68,9 @@ ROUTE_ROLES: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
+    ("GET", "/"): PUBLIC,  # a redirect to the docs
     ("GET", "/docs"): PUBLIC,
-    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/docs/assets/{}"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
     ("GET", "/metrics"): ADMINS,
     ("POST", "/v1/datasets"): TRAINERS,

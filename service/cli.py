@@ -1,15 +1,41 @@
-"""The ``regfit`` command: ``serve``, ``migrate``, ``worker``, ``keys``."""
+"""The server's commands of ``regfit``: ``serve``, ``migrate``, ``worker``, ``keys``.
+
+The ``regfit`` console script belongs to the client distribution (clients/python, import
+name ``regfit``): it loads these commands through the entry-point group
+``regfit.commands`` (registered in this project's pyproject.toml), so one command holds
+both the client's and the server's. ``python -m service …`` runs the same application;
+without the client installed it has the server's commands only.
+"""
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from service.config import Settings, get_settings
+import typer
+
+if TYPE_CHECKING:
+    from service.config import Settings
+
+ROLES = ("admin", "trainer", "predictor")
+
+
+def current_settings() -> Settings:
+    """The environment read now (a process may run several commands) and logging set up.
+
+    Imported here, not at the top: every ``regfit`` invocation (a client command too) loads
+    this module to list the server's commands, and should not pay for the settings' imports.
+    """
+    from service import observability
+    from service.config import get_settings
+
+    get_settings.cache_clear()
+    settings = get_settings()
+    observability.configure_logging(settings)
+    return settings
 
 
 def _migrate(settings: Settings, *, quiet: bool = False) -> None:
@@ -25,33 +51,38 @@ def _migrate(settings: Settings, *, quiet: bool = False) -> None:
         alembic_log.setLevel(level)
 
 
-def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    """Applies pending migrations and exits."""
+def migrate() -> None:
+    """Apply pending migrations and exit."""
+    settings = current_settings()
     _migrate(settings)
     print(f"database at migrations head ({settings.database_url})")
-    return 0
 
 
-def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    """Applies pending migrations, then serves the API."""
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (default REGFIT_HOST, 127.0.0.1).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default REGFIT_PORT, 8000).")] = None,
+) -> None:
+    """Apply pending migrations, then serve the API."""
     import uvicorn
 
     from service import auth
 
-    host = args.host or settings.host
-    port = args.port if args.port is not None else settings.port
+    settings = current_settings()
+    host = host or settings.host
+    port = port if port is not None else settings.port
     settings = settings.model_copy(update={"host": host, "port": port})
     try:  # before migrating or binding anything
         settings = auth.check_serve_auth(settings, host)
     except auth.AuthConfigError as exc:
         print(f"regfit: {exc}", file=sys.stderr)
-        return 2
+        raise typer.Exit(2) from None
     _migrate(settings)
     from service.main import create_app
 
     app = create_app(settings)
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level, **server_options())
-    return 0
 
 
 def server_options() -> dict[str, Any]:
@@ -78,23 +109,36 @@ def server_options() -> dict[str, Any]:
     }
 
 
-def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    """Runs a Celery worker for ``REGFIT_EXECUTOR=celery``."""
+def worker(
+    concurrency: Annotated[
+        int | None, typer.Option(help="Processes (default REGFIT_WORKER_CONCURRENCY).")
+    ] = None,
+) -> None:
+    """Run a Celery worker (REGFIT_EXECUTOR=celery)."""
     from service.worker.celery_app import run_worker
 
-    return run_worker(settings, concurrency=args.concurrency)
+    code = run_worker(current_settings(), concurrency=concurrency)
+    if code:
+        raise typer.Exit(code)
 
 
-def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
-    """Creates an API key and prints it once (stdout: the key alone, for scripts)."""
+def keys_create(
+    role: Annotated[str, typer.Option(help="admin, trainer or predictor.")],
+    name: Annotated[str | None, typer.Option(help="A label to recognize the key by.")] = None,
+) -> None:
+    """Create an API key and print it once (stdout: the key alone, for scripts)."""
     from service import auth
     from service.db import Database
 
+    if role not in ROLES:
+        print(f"regfit: --role must be one of {', '.join(ROLES)}", file=sys.stderr)
+        raise typer.Exit(2)
+    settings = current_settings()
     _migrate(settings, quiet=True)
     db = Database(settings.database_url)
     try:
         with db.session() as session:
-            row, key = auth.create(session=session, role=args.role, name=args.name)
+            row, key = auth.create(session=session, role=role, name=name)
     finally:
         db.dispose()
     print(key)
@@ -102,14 +146,14 @@ def cmd_keys_create(args: argparse.Namespace, settings: Settings) -> int:
         f"created {row.id} (role {row.role}); the key is shown only this once",
         file=sys.stderr,
     )
-    return 0
 
 
-def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
-    """Lists API keys (id, role, name, prefix, created, revoked); never the keys."""
+def keys_list() -> None:
+    """List API keys (id, role, name, prefix, created, revoked); never the keys."""
     from service import auth
     from service.db import Database
 
+    settings = current_settings()
     _migrate(settings, quiet=True)
     db = Database(settings.database_url)
     lines = [f"{'id':<36}  {'role':<9}  {'prefix':<8}  {'created':<20}  {'revoked':<20}  name"]
@@ -125,67 +169,72 @@ def cmd_keys_list(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         db.dispose()
     print("\n".join(lines))
-    return 0
 
 
-def cmd_keys_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    """Revokes an API key; servers stop accepting it within REGFIT_API_KEY_CACHE_SECONDS."""
+def keys_revoke(key_id: Annotated[str, typer.Argument(metavar="ID", help="The key's id.")]) -> None:
+    """Revoke an API key; servers stop accepting it within REGFIT_API_KEY_CACHE_SECONDS."""
     from service import auth, errors
     from service.db import Database
 
+    settings = current_settings()
     _migrate(settings, quiet=True)
     db = Database(settings.database_url)
     try:
         with db.session() as session:
-            row = auth.revoke(session=session, key_id=args.key_id)
+            row = auth.revoke(session=session, key_id=key_id)
     except errors.NotFound as exc:
         print(f"regfit: {exc.detail}", file=sys.stderr)
-        return 1
+        raise typer.Exit(1) from None
     finally:
         db.dispose()
     print(f"revoked {row.id} (role {row.role})")
-    return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="regfit", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+SERVER_COMMANDS = ("serve", "migrate", "worker", "keys")
 
-    serve = sub.add_parser("serve", help="apply migrations and serve the API")
-    serve.add_argument("--host", default=None, help="bind address (default REGFIT_HOST, 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=None, help="port (default REGFIT_PORT, 8000)")
-    serve.set_defaults(func=cmd_serve)
 
-    migrate = sub.add_parser("migrate", help="apply pending migrations and exit")
-    migrate.set_defaults(func=cmd_migrate)
+def register(app: typer.Typer) -> None:
+    """Adds the server's commands to a ``regfit`` typer application (the client's)."""
+    app.command("serve", help="Apply pending migrations, then serve the API.")(serve)
+    app.command("migrate", help="Apply pending migrations and exit.")(migrate)
+    app.command("worker", help="Run a Celery worker (REGFIT_EXECUTOR=celery).")(worker)
+    keys = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+    keys.command("create")(keys_create)
+    keys.command("list")(keys_list)
+    keys.command("revoke")(keys_revoke)
+    app.add_typer(keys, name="keys")
 
-    worker = sub.add_parser("worker", help="run a Celery worker (REGFIT_EXECUTOR=celery)")
-    worker.add_argument("--concurrency", type=int, default=None)
-    worker.set_defaults(func=cmd_worker)
 
-    keys = sub.add_parser("keys", help="create, list and revoke API keys")
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True)
-    create = keys_sub.add_parser("create", help="create a key and print it once")
-    create.add_argument("--role", required=True, choices=["admin", "trainer", "predictor"])
-    create.add_argument("--name", default=None, help="a label to recognize the key by")
-    create.set_defaults(func=cmd_keys_create)
-    keys_sub.add_parser("list", help="list keys (never the keys themselves)").set_defaults(
-        func=cmd_keys_list
-    )
-    revoke = keys_sub.add_parser("revoke", help="revoke a key by its id")
-    revoke.add_argument("key_id", metavar="ID")
-    revoke.set_defaults(func=cmd_keys_revoke)
-    return parser
+def _has_server_commands(app: typer.Typer) -> bool:
+    return any(c.name == "serve" for c in app.registered_commands)
+
+
+def build_app() -> typer.Typer:
+    """The whole ``regfit`` application: the client's commands (when installed) and ours."""
+    try:
+        from regfit import cli as client_cli
+    except ImportError:
+        app = typer.Typer(name="regfit", help=__doc__, no_args_is_help=True, add_completion=False)
+        register(app)
+        return app
+    client_cli.load_plugins(client_cli.app)
+    if not _has_server_commands(client_cli.app):  # run from a tree the entry point misses
+        register(client_cli.app)
+    return client_cli.app
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from service import observability
-
-    args = build_parser().parse_args(argv)
-    get_settings.cache_clear()  # read the environment now (main() may run more than once)
-    settings = get_settings()
-    observability.configure_logging(settings)
-    return int(args.func(args, settings))
+    """Runs ``regfit`` with ``argv``; returns the exit code."""
+    app = build_app()
+    try:
+        from regfit.cli import run
+    except ImportError:
+        try:
+            app(args=list(argv) if argv is not None else None, prog_name="regfit")
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return 0
+    return run(app, argv)
 
 
 if __name__ == "__main__":

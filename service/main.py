@@ -8,12 +8,14 @@ import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, Literal
 
 from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from sqlalchemy import text
@@ -21,7 +23,7 @@ from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from service import auth, errors, guard, migrate, observability
+from service import __version__, auth, errors, guard, migrate, observability
 from service.body_limit import BodyLimitMiddleware
 from service.config import Settings, get_settings
 from service.datasets import routes as dataset_routes
@@ -235,6 +237,62 @@ def install_openapi(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+# Swagger UI and ReDoc as shipped on npm (swagger-ui-dist, redoc's standalone bundle), with
+# their licences: the docs pages load nothing from another host, so they work offline.
+DOCS_STATIC = Path(__file__).parent / "docs_static"
+DOCS_ASSETS = "/docs/assets"
+HOME = "/docs"  # where `GET /` leads a person (the dashboard, once there is one)
+
+
+def install_docs(app: FastAPI) -> None:
+    """``GET /``, ``/docs`` (Swagger UI) and ``/redoc`` with their assets served by the app.
+
+    The assets are a route, not a ``Mount``, so the auth middleware sees them as public
+    routes (an unknown path needs a key when keys are enforced). Only the shipped files can
+    be named: the table is built from the folder, never from the request's path.
+    """
+    assets = {
+        f"{folder.name}/{file.name}": file
+        for folder in sorted(DOCS_STATIC.iterdir())
+        if folder.is_dir()
+        for file in sorted(folder.iterdir())
+        if file.is_file()
+    }
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse(HOME)
+
+    @app.get(DOCS_ASSETS + "/{name:path}", include_in_schema=False)
+    def docs_asset(name: str) -> FileResponse:
+        path = assets.get(name)
+        if path is None:
+            raise errors.NotFound(f"no documentation asset {name!r}")
+        return FileResponse(path, headers={"Cache-Control": "public, max-age=86400"})
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger_ui() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} — API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/swagger-ui/favicon-32x32.png",
+            # The default validator badge asks an online validator about the document.
+            swagger_ui_parameters={"validatorUrl": None},
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title=f"{app.title} — API reference",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/swagger-ui/favicon-32x32.png",
+            with_google_fonts=False,
+        )
+
+
 def create_app(settings: Settings | None = None, *, start_executor: bool = True) -> FastAPI:
     """Build the application. The lifespan opens the database and starts the job executor."""
     settings = settings or get_settings()
@@ -266,13 +324,16 @@ def create_app(settings: Settings | None = None, *, start_executor: bool = True)
 
     app = FastAPI(
         title="regfit",
-        version="0.1.0",
+        version=__version__,
         summary="Train, tune and serve regularized linear models (Lasso, Ridge, ElasticNet).",
         lifespan=lifespan,
         default_response_class=FastJSONResponse,
         generate_unique_id_function=_operation_id,
+        docs_url=None,  # install_docs serves them with the shipped assets
+        redoc_url=None,
     )
     install_error_handlers(app)
+    install_docs(app)
 
     @app.get("/healthz", tags=["health"], response_model=Health)
     def healthz() -> Response:

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from contract import ContractChecker
@@ -161,3 +162,24 @@ def pg_migrated_url(pg_template: str) -> Iterator[str]:
     """A fresh PostgreSQL database at the migrations' head, dropped afterwards."""
     with _pg_database(template=pg_template) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real ``regfit serve`` (tests/test_e2e.py's ``Server``) shared by a module's tests."""
+    from test_e2e import Server
+
+    srv = Server(tmp_path_factory.mktemp("server"))
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def diabetes_csv_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seed's diabetes data as a CSV file (its features, then ``target``)."""
+    from test_e2e import diabetes_csv
+
+    path = tmp_path_factory.mktemp("data") / "diabetes.csv"
+    diabetes_csv(path)
+    return path

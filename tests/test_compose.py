@@ -11,9 +11,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
+import typer
 import yaml
 
-from service.cli import build_parser
+from service.cli import build_app
 from service.config import Settings
 
 COMPOSE = Path(__file__).resolve().parent.parent / "docker-compose.yml"
@@ -67,13 +68,17 @@ def test_the_default_is_the_single_container_and_scale_is_a_profile(
 
 
 def test_every_command_exists_in_the_cli(compose: dict[str, Any]) -> None:
-    parser = build_parser()
+    group = typer.main.get_command(build_app())
     commands = set()
     for name, service in regfit_services(compose).items():
         command = service["command"]
         assert command[0] == "regfit", name
-        args = parser.parse_args(command[1:])  # exits (SystemExit) on an unknown command
-        commands.add(args.command)
+        # Raises click's UsageError on an unknown command or option, as the shell would exit 2.
+        ctx = group.make_context("regfit", [], resilient_parsing=True)
+        cmd_name, cmd, rest = group.resolve_command(ctx, list(command[1:]))
+        assert cmd is not None, name
+        cmd.make_context(cmd_name, rest, parent=ctx)
+        commands.add(cmd_name)
     assert commands == {"serve", "migrate", "worker"}
 
 
