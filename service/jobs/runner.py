@@ -151,11 +151,13 @@ def execute(job_id: str, attempt: int, *, db: Database, settings: Settings) -> s
                 ) from exc
             path = storage.dataset_path(settings, dataset)
             sha256 = dataset.sha256
+            stored_dtypes = {column["name"]: column["dtype"] for column in dataset.columns}
         columns = _dataset_columns(path, sha256, settings.dataset_cache_bytes)
         outcome = fitting.fit_job(
             columns,
             spec,
             training_sha256=sha256,
+            stored_dtypes=stored_dtypes,
             progress=_progress_writer(db, job_id, attempt),
             should_stop=_stop_checker(db, job_id, attempt),
         )

@@ -23,10 +23,13 @@ pipeline does: impute NaN, ``(x - mean)/scale``, the one-hot block (unseen categ
 are all zeros, as ``OneHotEncoder(handle_unknown="ignore")``), then
 ``X @ coef + intercept``.
 
-Input validation: a wrong row width, a missing column, a non-number (strings and
-booleans included) or a non-finite number for a numeric feature, a non-string for a
-categorical one, or a null for a numeric feature of a model without an imputer is an
-:class:`~service.errors.InvalidInput` listing every bad cell (up to
+A feature of ``dtype: "bool"`` takes JSON booleans (and numbers) and, in CSV, ``true``/``false``
+in any of pyarrow's spellings or ``1``/``0``, as the dataset upload reads them.
+
+Input validation: a wrong row width, a missing column, a non-number (strings, and
+booleans for any dtype but ``bool``, included) or a non-finite number for a numeric
+feature, a non-string for a categorical one, or a null for a numeric feature of a model
+without an imputer is an :class:`~service.errors.InvalidInput` listing every bad cell (up to
 :data:`MAX_REPORTED_ERRORS`) with a JSON pointer (``/rows/3/2``, ``/records/0/x5``).
 Keys of a record that are not features are ignored, so records may carry ids or the
 target along.
@@ -53,6 +56,8 @@ MAX_REPORTED_ERRORS = 20
 _NUMBER_TYPES = frozenset({float, int})
 _NUMBER_OR_BOOL_TYPES = frozenset({float, int, bool})
 _TEXT_TYPES = frozenset({str, type(None)})
+# A bool feature's CSV spellings: those a dataset upload reads as booleans (pyarrow's).
+_BOOL_WORDS = {"true": "1", "True": "1", "TRUE": "1", "false": "0", "False": "0", "FALSE": "0"}
 
 
 def make_document(
@@ -296,6 +301,8 @@ def _numeric_column(
     """Convert one numeric feature's values to float64, logging every bad cell."""
     name = model.feature_names[feature]
     bools_ok = model.feature_dtypes.get(name) == "bool"
+    if from_text and bools_ok:
+        values = [_BOOL_WORDS.get(value, value) if value else value for value in values]
     types = set(map(type, values))
     parsed: np.ndarray | None = None
     if from_text:
