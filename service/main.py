@@ -20,9 +20,12 @@ from service.config import Settings, get_settings
 from service.datasets import routes as dataset_routes
 from service.datasets import storage as dataset_storage
 from service.db import Database
+from service.inference import invocations as invocation_routes
+from service.inference import v2 as v2_routes
 from service.jobs import executor as job_executor
 from service.jobs import routes as job_routes
 from service.models import routes as model_routes
+from service.registry import routes as registry_routes
 from service.web import FastJSONResponse, problem_response
 
 log = logging.getLogger("regfit")
@@ -174,6 +177,9 @@ def create_app(settings: Settings | None = None, *, start_executor: bool = True)
 
     # Models first: FastAPI matches routes in order, and predictions are the hot path.
     app.include_router(model_routes.router)
+    app.include_router(invocation_routes.router)
+    app.include_router(v2_routes.router)
+    app.include_router(registry_routes.router)
     app.include_router(dataset_routes.router)
     app.include_router(job_routes.router)
     # The middleware added last runs first: every response, a 401 too, gets a request id,

@@ -29,6 +29,7 @@ from service.ml import fitting
 from service.ml.pipeline import Columns, ColumnTable
 from service.ml.spec import JobSpec
 from service.models import service as models
+from service.registry import service as registry
 
 log = logging.getLogger("regfit.runner")
 
@@ -165,6 +166,15 @@ def execute(job_id: str, attempt: int, *, db: Database, settings: Settings) -> s
             model = models.create_for_job(
                 session=session, job_id=job_id, attempt=attempt, spec=spec, outcome=outcome
             )
+            if model is not None and spec.register_model is not None:
+                # In the transaction that stores the model: registered with it, or neither.
+                registry.register_job_model(
+                    session=session,
+                    model_id=model.id,
+                    name=spec.register_model.name,
+                    alias=spec.register_model.alias,
+                    description=spec.register_model.description,
+                )
         return "succeeded" if model is not None else _status(db, job_id)
     except errors.RegfitError as exc:
         problem = exc.problem()

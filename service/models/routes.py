@@ -19,6 +19,8 @@ from service import errors
 from service.db import Database
 from service.models import portable
 from service.models import service as models
+from service.registry import refs
+from service.registry import service as registry
 from service.web import PageParams, ReadSession, WriteSession, page_body
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -133,15 +135,41 @@ async def predict(request: Request) -> Response:
     Validation is :mod:`service.models.portable`'s, not pydantic's: one numpy conversion for
     an all-numeric body, a check per cell (naming each bad one) for anything else.
     """
-    model = await compiled_model(request, request.path_params["model_id"])
+    answering = await refs.resolve_request(request)
+    model = await compiled_model(request, answering.model_id)
     body = await request.body()
     content_type = request.headers.get("content-type", "application/json").lower()
     limit = request.app.state.settings.max_predict_rows
     if len(body) <= INLINE_PREDICT_BYTES:
-        content = _predict(model, content_type, body, limit)
+        predictions = _predict(model, content_type, body, limit)
     else:
-        content = await run_in_threadpool(_predict, model, content_type, body, limit)
-    return Response(content=content, media_type="application/json")
+        predictions = await run_in_threadpool(_predict, model, content_type, body, limit)
+    return Response(
+        content=prediction_body(predictions, answering),
+        media_type="application/json",
+        headers=refs.model_headers(answering),
+    )
+
+
+def prediction_body(predictions: np.ndarray, answering: refs.Resolved) -> bytes:
+    """``{"predictions", "model_id", "version"}``: the answer and the model that gave it."""
+    return orjson.dumps(
+        {
+            "predictions": predictions,
+            "model_id": answering.model_id,
+            "name": answering.name,
+            "version": answering.version,
+        },
+        option=orjson.OPT_SERIALIZE_NUMPY,
+    )
+
+
+# A registry version in the path: /v1/models/{name}/versions/{n}/… (see service.registry.refs).
+VERSION_PARAMETERS: list[dict[str, Any]] = [
+    {"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"}},
+    {"name": "version", "in": "path", "required": True, "schema": {"type": "integer"}},
+]
+VERSION_OPENAPI: dict[str, Any] = {"parameters": VERSION_PARAMETERS[1:]}
 
 
 # The first route of the router: routes are matched in order, and this is the hot path.
@@ -151,6 +179,13 @@ router.add_api_route(
     methods=["POST"],
     route_class_override=RequestHandlerRoute,
     openapi_extra=PREDICT_OPENAPI,
+)
+router.add_api_route(
+    "/{model_id}/versions/{version}/predict",
+    predict,
+    methods=["POST"],
+    route_class_override=RequestHandlerRoute,
+    openapi_extra={**PREDICT_OPENAPI, "parameters": VERSION_PARAMETERS},
 )
 
 
@@ -162,32 +197,46 @@ def list_models(session: ReadSession, page: PageParams) -> dict[str, Any]:
 
 
 @router.get("/{model_id}")
-def get_model(model_id: str, session: ReadSession) -> dict[str, Any]:
+def get_model(ref: refs.ResolvedRef, session: ReadSession) -> dict[str, Any]:
     """A model: features, penalty (both notations), coefficients, metrics, tuning."""
-    return models.model_body(models.get(session=session, model_id=model_id))
+    return models.model_body(models.get(session=session, model_id=ref.model_id))
 
 
 @router.get("/{model_id}/export")
-def export_model(model_id: str, session: ReadSession) -> dict[str, Any]:
+def export_model(ref: refs.ResolvedRef, session: ReadSession) -> dict[str, Any]:
     """The portable model: plain JSON that predicts with numpy alone."""
-    return models.get_portable(session=session, model_id=model_id)
+    return models.get_portable(session=session, model_id=ref.model_id)
 
 
 @router.get("/{model_id}/path")
-def regularization_path(model_id: str, session: ReadSession) -> dict[str, Any]:
+def regularization_path(ref: refs.ResolvedRef, session: ReadSession) -> dict[str, Any]:
     """The regularization path: coefficients and nonzero counts per alpha, and the CV curve."""
-    path = models.get(session=session, model_id=model_id).summary.get("path")
+    path = models.get(session=session, model_id=ref.model_id).summary.get("path")
     if path is None:
-        raise errors.NotFound(f"model {model_id!r} has no recorded regularization path")
+        raise errors.NotFound(f"model {ref.model_id!r} has no recorded regularization path")
     return dict(path)
 
 
+for _suffix, _endpoint in (
+    ("", get_model),
+    ("/export", export_model),
+    ("/path", regularization_path),
+):
+    router.add_api_route(
+        "/{model_id}/versions/{version}" + _suffix,
+        _endpoint,
+        methods=["GET"],
+        openapi_extra=VERSION_OPENAPI,
+    )
+
+
 @router.delete("/{model_id}", status_code=204)
-def delete_model(model_id: str, request: Request, session: WriteSession) -> Response:
-    """Deletes a model."""
-    models.delete(session=session, model_id=model_id)
+def delete_model(ref: refs.ResolvedRef, request: Request, session: WriteSession) -> Response:
+    """Deletes a model (409 while a registry version refers to it)."""
+    registry.ensure_unreferenced(session=session, model_id=ref.model_id)
+    models.delete(session=session, model_id=ref.model_id)
     session.commit()
-    _cache(request).evict(model_id)
+    _cache(request).evict(ref.model_id)
     return Response(status_code=204)
 
 
@@ -260,8 +309,7 @@ def _check_count(n: int, limit: int) -> None:
         raise errors.InvalidInput("no rows to predict")
 
 
-def _predict(model: portable.CompiledModel, content_type: str, body: bytes, limit: int) -> bytes:
-    predictions: np.ndarray = portable.predict(
-        model, _parse_request(model, content_type, body, limit)
-    )
-    return orjson.dumps({"predictions": predictions}, option=orjson.OPT_SERIALIZE_NUMPY)
+def _predict(
+    model: portable.CompiledModel, content_type: str, body: bytes, limit: int
+) -> np.ndarray:
+    return portable.predict(model, _parse_request(model, content_type, body, limit))
