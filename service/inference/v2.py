@@ -13,8 +13,9 @@
 
 Without a version, ``/v2/models/{name}`` is the version the ``champion`` alias points at, or
 the latest version when the name has no ``champion``. Errors are ``{"error": "…"}`` as the
-protocol says, with the problem+json members alongside. Only JSON bodies are taken (not the
-binary tensor extension: tritonclient's ``binary_data=False``).
+protocol says, with the problem+json members alongside. Input tensors may come in the binary
+tensor extension (``Inference-Header-Content-Length``, ``binary_data_size``; tritonclient's
+default); the answer is always JSON, which clients read whatever they asked for.
 """
 
 from __future__ import annotations
@@ -39,10 +40,22 @@ router = APIRouter(prefix="/v2", tags=["inference v2"])
 
 PLATFORM = "regfit-linear"
 OUTPUT = "predict"
-NUMERIC_TYPES = frozenset(
-    {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64"}
-    | {"FP16", "FP32", "FP64"}
-)
+# Each numeric datatype's little-endian layout in the binary tensor extension.
+BINARY_DTYPES = {
+    "BOOL": "?",
+    "UINT8": "<u1",
+    "UINT16": "<u2",
+    "UINT32": "<u4",
+    "UINT64": "<u8",
+    "INT8": "<i1",
+    "INT16": "<i2",
+    "INT32": "<i4",
+    "INT64": "<i8",
+    "FP16": "<f2",
+    "FP32": "<f4",
+    "FP64": "<f8",
+}
+NUMERIC_TYPES = frozenset(BINARY_DTYPES)
 
 
 def v2_error(exc: errors.RegfitError) -> Response:
@@ -254,14 +267,60 @@ def parse_infer(model: portable.CompiledModel, payload: Any, limit: int) -> port
         raise errors.InvalidInput(exc.detail, errors=moved) from exc
 
 
-def _infer(model: portable.CompiledModel, body: bytes, limit: int) -> tuple[Any, np.ndarray]:
+def _binary_values(datatype: str, raw: bytes, pointer: str) -> list[Any]:
+    """A tensor's values from its bytes in the binary tensor extension."""
+    if datatype != "BYTES":
+        size = np.dtype(BINARY_DTYPES[datatype]).itemsize
+        if len(raw) % size:
+            raise _invalid(f"{len(raw)} bytes is not a whole number of {datatype}", pointer)
+        values: list[Any] = np.frombuffer(raw, dtype=BINARY_DTYPES[datatype]).tolist()
+        return values
+    # BYTES: each element is a 4-byte little-endian length and that many bytes.
+    out: list[Any] = []
+    at = 0
+    while at < len(raw):
+        length = int.from_bytes(raw[at : at + 4], "little")
+        if at + 4 + length > len(raw):
+            raise _invalid("a BYTES element runs past the tensor's data", pointer)
+        try:
+            out.append(raw[at + 4 : at + 4 + length].decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise _invalid("a BYTES element is not UTF-8 text", pointer) from exc
+        at += 4 + length
+    return out
+
+
+def _payload(body: bytes, header_length: int | None) -> Any:
+    """The request's JSON, with binary tensors moved into their inputs' ``data``."""
+    head = body if header_length is None else body[:header_length]
     try:
-        payload = orjson.loads(body)
+        payload = orjson.loads(head)
     except orjson.JSONDecodeError as exc:
         raise errors.MalformedJSON(
-            f"the body is not valid JSON (the binary tensor extension is not supported): {exc}",
-            errors=[errors.field_error("/", str(exc))],
+            f"the body is not valid JSON: {exc}", errors=[errors.field_error("/", str(exc))]
         ) from exc
+    if header_length is None or not isinstance(payload, dict):
+        return payload
+    at = header_length
+    for i, tensor in enumerate(payload.get("inputs") or []):
+        parameters = tensor.get("parameters") if isinstance(tensor, dict) else None
+        size = parameters.get("binary_data_size") if isinstance(parameters, dict) else None
+        if size is None:
+            continue
+        pointer = f"/inputs/{i}/parameters/binary_data_size"
+        if type(size) is not int or size < 0 or at + size > len(body):
+            raise _invalid("binary_data_size does not fit the body", pointer)
+        if tensor.get("datatype") not in NUMERIC_TYPES | {"BYTES"}:
+            raise _invalid(f"unknown datatype {tensor.get('datatype')!r}", f"/inputs/{i}/datatype")
+        tensor["data"] = _binary_values(tensor["datatype"], body[at : at + size], pointer)
+        at += size
+    return payload
+
+
+def _infer(
+    model: portable.CompiledModel, body: bytes, header_length: int | None, limit: int
+) -> tuple[Any, np.ndarray]:
+    payload = _payload(body, header_length)
     predictions = portable.predict(model, parse_infer(model, payload, limit))
     return payload.get("id"), predictions
 
@@ -269,24 +328,27 @@ def _infer(model: portable.CompiledModel, body: bytes, limit: int) -> tuple[Any,
 async def infer(request: Request) -> Response:
     """Predictions for a v2 inference request (see the module doc)."""
     try:
-        if request.headers.get("inference-header-content-length"):
-            raise errors.UnsupportedMediaType(
-                "the binary tensor extension is not supported; send JSON data "
-                "(tritonclient: binary_data=False)"
-            )
+        header = request.headers.get("inference-header-content-length")
+        if header is not None and not header.isdigit():
+            raise _invalid("Inference-Header-Content-Length must be a byte count", "header:/")
+        header_length = int(header) if header is not None else None
         content_type = request.headers.get("content-type", "application/json").lower()
-        if content_type and not content_type.startswith("application/json"):
+        binary = content_type.startswith("application/octet-stream") and header_length
+        if content_type and not (content_type.startswith("application/json") or binary):
             raise errors.UnsupportedMediaType(
-                f"content type {content_type!r} is not supported; send application/json"
+                f"content type {content_type!r} is not supported; send application/json (or "
+                "application/octet-stream with Inference-Header-Content-Length)"
             )
         answering = await _resolve(request)
         model = await model_routes.compiled_model(request, answering.model_id)
         body = await request.body()
         limit = request.app.state.settings.max_predict_rows
         if len(body) <= model_routes.INLINE_PREDICT_BYTES:
-            request_id, predictions = _infer(model, body, limit)
+            request_id, predictions = _infer(model, body, header_length, limit)
         else:
-            request_id, predictions = await run_in_threadpool(_infer, model, body, limit)
+            request_id, predictions = await run_in_threadpool(
+                _infer, model, body, header_length, limit
+            )
     except errors.RegfitError as exc:
         return v2_error(exc)
     answer: dict[str, Any] = {
