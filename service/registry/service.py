@@ -183,17 +183,19 @@ def create_version(
     tags: Mapping[str, str] | None = None,
 ) -> ModelVersion:
     """Registers ``model_id`` as the next version of ``name``."""
-    get(session=session, name=name)
-    _check_compatible(session, name, model_id)
     now = utcnow()
-    # One UPDATE takes the name's row lock (PostgreSQL; SQLite writes one at a time), so two
-    # registrations at once get two numbers.
+    # The UPDATE takes the name's row lock first (PostgreSQL; SQLite writes one at a time):
+    # two registrations at once get two numbers, and the second is checked against the first.
+    # On an error the transaction rolls back, number included.
     version = session.execute(
         update(RegisteredModel)
         .where(RegisteredModel.name == name)
         .values(last_version=RegisteredModel.last_version + 1, updated_at=now)
         .returning(RegisteredModel.last_version)
-    ).scalar_one()
+    ).scalar_one_or_none()
+    if version is None:
+        raise errors.NotFound(f"registered model {name!r} does not exist")
+    _check_compatible(session, name, model_id)
     row = ModelVersion(
         name=name,
         version=version,
