@@ -1,8 +1,9 @@
 """API keys with roles, and the one table saying which role may call which route.
 
-Roles: ``admin`` (everything), ``trainer`` (datasets, jobs, models) and ``predictor``
-(predict, and read what prediction needs of a model: no coefficients, no category
-vocabularies, no training summaries, no export or path). A key is sent as
+Roles: ``admin`` (everything), ``trainer`` (datasets, jobs, models, the registry) and
+``predictor`` (predict by id or through a registry reference, read the registry, and read
+what prediction needs of a model: no coefficients, no category vocabularies, no training
+summaries, no export or path). A key is sent as
 ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. Keys come from ``REGFIT_API_KEYS``
 (``role:key`` pairs) or from ``regfit keys create``, which stores only the key's SHA-256:
 keys made here are random 32-byte tokens, so a slow password hash would add latency to every
@@ -92,6 +93,34 @@ ROUTE_ROLES: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/v1/models/{}/path"): TRAINERS,
     ("POST", "/v1/models/{}/predict"): PREDICTORS,
     ("DELETE", "/v1/models/{}"): TRAINERS,
+    # A registry reference in the path: /v1/models/{name}/versions/{n}/…
+    ("GET", "/v1/models/{}/versions/{}"): PREDICTORS,
+    ("GET", "/v1/models/{}/versions/{}/export"): TRAINERS,
+    ("GET", "/v1/models/{}/versions/{}/path"): TRAINERS,
+    ("POST", "/v1/models/{}/versions/{}/predict"): PREDICTORS,
+    ("POST", "/v1/models/{}/invocations"): PREDICTORS,
+    ("POST", "/v1/models/{}/versions/{}/invocations"): PREDICTORS,
+    # The registry: predictors read it (and predict through it); trainers change it.
+    ("POST", "/v1/registry"): TRAINERS,
+    ("GET", "/v1/registry"): PREDICTORS,
+    ("GET", "/v1/registry/{}"): PREDICTORS,
+    ("PATCH", "/v1/registry/{}"): TRAINERS,
+    ("DELETE", "/v1/registry/{}"): TRAINERS,
+    ("POST", "/v1/registry/{}/versions"): TRAINERS,
+    ("GET", "/v1/registry/{}/versions/{}"): PREDICTORS,
+    ("PATCH", "/v1/registry/{}/versions/{}"): TRAINERS,
+    ("DELETE", "/v1/registry/{}/versions/{}"): TRAINERS,
+    ("PUT", "/v1/registry/{}/aliases/{}"): TRAINERS,
+    ("DELETE", "/v1/registry/{}/aliases/{}"): TRAINERS,
+    # Open Inference Protocol v2: health is public, as /healthz and /readyz are.
+    ("GET", "/v2/health/live"): PUBLIC,
+    ("GET", "/v2/health/ready"): PUBLIC,
+    ("GET", "/v2/models/{}"): PREDICTORS,
+    ("GET", "/v2/models/{}/ready"): PREDICTORS,
+    ("POST", "/v2/models/{}/infer"): PREDICTORS,
+    ("GET", "/v2/models/{}/versions/{}"): PREDICTORS,
+    ("GET", "/v2/models/{}/versions/{}/ready"): PREDICTORS,
+    ("POST", "/v2/models/{}/versions/{}/infer"): PREDICTORS,
 }
 
 # Where the middleware leaves the caller's role for the routes (absent while the API is open).

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = Field(default=2.0, gt=0)
     stale_after_seconds: float = Field(default=30.0, gt=0)
     model_cache_size: int = Field(default=256, ge=1)
+    # An API process keeps what a registry reference (name@alias, name/versions/n) resolves
+    # to for this long: moving an alias takes effect everywhere within it (at most 1 s).
+    registry_ref_cache_seconds: float = Field(default=1.0, ge=0, le=1.0)
 
     # Authentication (service/auth.py). "auto": a key is required as soon as any key exists
     # (REGFIT_API_KEYS or `regfit keys create`), else the API is open, which `regfit serve`

@@ -31,9 +31,13 @@ from service.datasets import schemas as dataset_schemas
 from service.datasets import storage as dataset_storage
 from service.db import Database
 from service.errors import problem_responses
+from service.inference import invocations as invocation_routes
+from service.inference import v2 as v2_routes
 from service.jobs import routes as job_routes
 from service.models import routes as model_routes
 from service.models.cache import CompiledModelCache
+from service.registry import routes as registry_routes
+from service.registry.refs import RefCache
 from service.state import STATE_KEY, State
 from service.web import AppState, FastJSONResponse, problem_response
 from service.worker import executor as job_executor
@@ -310,6 +314,7 @@ def create_app(settings: Settings | None = None, *, start_executor: bool = True)
             database=db,
             executor=job_executor.create_executor(settings, db),
             model_cache=CompiledModelCache(settings.model_cache_size),
+            ref_cache=RefCache(db, settings.registry_ref_cache_seconds),
         )
         if start_executor:
             state.executor.start()
@@ -363,6 +368,9 @@ def create_app(settings: Settings | None = None, *, start_executor: bool = True)
 
     # Models first: FastAPI matches routes in order, and predictions are the hot path.
     app.include_router(model_routes.router)
+    app.include_router(invocation_routes.router)
+    app.include_router(v2_routes.router)
+    app.include_router(registry_routes.router)
     app.include_router(dataset_routes.router)
     app.include_router(job_routes.router)
     # The middleware added last runs first: every response, a 401 too, gets a request id,

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from service.config import Settings
     from service.db import Database
     from service.models.cache import CompiledModelCache
+    from service.registry.refs import RefCache
     from service.worker.executor import Executor
 
 STATE_KEY = "regfit"
@@ -29,6 +30,7 @@ class State:
     database: Database
     executor: Executor
     model_cache: CompiledModelCache
+    ref_cache: RefCache
 
 
 def of(connection: HTTPConnection) -> State:

@@ -136,16 +136,33 @@ def test_role_matrix_covers_every_route_and_caller(auth_client: TestClient) -> N
 
 
 def test_role_table_matches_the_contract() -> None:
-    """The issue's matrix, spelled out: predictor reads models (its reduced view) and
-    predicts, and no more; the export and the path carry the training data's categories."""
+    """The issues' matrix, spelled out: predictor reads models (its reduced view) and the
+    registry and predicts (by id, through a registry reference, /invocations and /v2), and no
+    more; the export and the path carry the training data's categories."""
     predictor = {k for k, roles in auth.ROUTE_ROLES.items() if "predictor" in roles}
-    assert predictor == {
+    public = {k for k, roles in auth.ROUTE_ROLES.items() if not roles}
+    assert predictor - public == {
         ("GET", "/v1/models"),
         ("GET", "/v1/models/{}"),
         ("POST", "/v1/models/{}/predict"),
+        ("GET", "/v1/models/{}/versions/{}"),
+        ("POST", "/v1/models/{}/versions/{}/predict"),
+        ("POST", "/v1/models/{}/invocations"),
+        ("POST", "/v1/models/{}/versions/{}/invocations"),
+        ("GET", "/v1/registry"),
+        ("GET", "/v1/registry/{}"),
+        ("GET", "/v1/registry/{}/versions/{}"),
+        ("GET", "/v2/models/{}"),
+        ("GET", "/v2/models/{}/ready"),
+        ("POST", "/v2/models/{}/infer"),
+        ("GET", "/v2/models/{}/versions/{}"),
+        ("GET", "/v2/models/{}/versions/{}/ready"),
+        ("POST", "/v2/models/{}/versions/{}/infer"),
     }
     for (_method, path), roles in auth.ROUTE_ROLES.items():
-        if path.startswith(("/v1/datasets", "/v1/jobs", "/v1/models")):
+        if path.startswith(
+            ("/v1/datasets", "/v1/jobs", "/v1/models", "/v1/registry", "/v2/models")
+        ):
             assert {"admin", "trainer"} <= roles, path
     assert auth.ROUTE_ROLES[("GET", "/metrics")] == {"admin"}
     assert auth.roles_for("GET", "/v1/unlisted/{x}") == {"admin"}  # fail closed

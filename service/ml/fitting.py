@@ -22,8 +22,9 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import Literal
 
 import numpy as np
@@ -182,6 +183,7 @@ def fit_job(
     spec: JobSpec,
     *,
     training_sha256: str,
+    stored_dtypes: Mapping[str, str] | None = None,
     progress: Progress = _no_progress,
     should_stop: StopCheck = _never,
     n_jobs: int | None = None,
@@ -196,6 +198,10 @@ def fit_job(
         The validated job.
     training_sha256 : str
         The dataset's digest, recorded in the portable model.
+    stored_dtypes : mapping of str to str, optional
+        The dtype each column was uploaded with (``bool``, ``int64``, …), recorded in the
+        portable model in place of the arrays' own: columns arrive as float64, and a model
+        must accept the values its columns were uploaded with (``true`` for a bool column).
     progress : callable, optional
         Called as ``progress(done, total, message)``.
     should_stop : callable, optional
@@ -217,6 +223,14 @@ def fit_job(
     layout = select_features(
         columns, target=spec.target, features=spec.features, prep=spec.preprocessing
     )
+    if stored_dtypes:
+        layout = replace(
+            layout,
+            dtypes={
+                name: stored_dtypes.get(name, dtype) if dtype != "string" else dtype
+                for name, dtype in layout.dtypes.items()
+            },
+        )
     y = target_values(columns, spec.target)
     train, test = split_rows(len(y), spec.split)
     design = DesignTransformer(layout, spec.preprocessing)

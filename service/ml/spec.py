@@ -14,6 +14,7 @@ from collections import Counter
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -359,6 +360,36 @@ class TuningSpec(_Spec):
         return self
 
 
+# Registry names and aliases (service/registry): a letter or digit, then up to 99 letters,
+# digits, ``_``, ``.`` or ``-`` — safe in a URL path segment without encoding. An alias may not
+# be all digits (it would read as a version number) nor ``latest`` (which names the highest
+# version).
+REGISTRY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$"
+RESERVED_ALIASES = frozenset({"latest"})
+RegistryName = Annotated[str, Field(pattern=REGISTRY_NAME_PATTERN)]
+
+
+def check_alias(alias: str) -> str:
+    """Return ``alias`` when it may name an alias, else raise a validation error."""
+    if alias.isdigit():
+        raise _spec_error("alias_digits", f"an alias cannot be all digits ({alias!r})")
+    if alias in RESERVED_ALIASES:
+        raise _spec_error("alias_reserved", f"{alias!r} is reserved (it names the latest version)")
+    return alias
+
+
+AliasName = Annotated[RegistryName, AfterValidator(check_alias)]
+
+
+class RegisterSpec(_Spec):
+    """Register the job's model under ``name`` (created if new) on success, optionally
+    moving ``alias`` to the new version."""
+
+    name: RegistryName
+    alias: AliasName | None = None
+    description: Annotated[str, Field(max_length=5000)] | None = None
+
+
 class JobSpec(_Spec):
     """A training job: dataset, target, features, penalty, preprocessing, split and tuning.
 
@@ -372,7 +403,12 @@ class JobSpec(_Spec):
     preprocessing: PreprocessingSpec = Field(default_factory=PreprocessingSpec)
     split: SplitSpec = Field(default_factory=SplitSpec)
     tuning: TuningSpec | None = None
+    # pydantic models inherit ``register`` (ABCMeta's), so the field is named
+    # ``register_model`` in Python and ``register`` in JSON, both ways.
+    model_config = ConfigDict(extra="forbid", validate_by_name=True, serialize_by_alias=True)
+
     name: Annotated[str, Field(max_length=200)] | None = None
+    register_model: RegisterSpec | None = Field(default=None, alias="register")
 
     @field_validator("features")
     @classmethod

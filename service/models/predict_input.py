@@ -1,9 +1,12 @@
 """Prediction input: a request's rows, records or CSV table, validated into model inputs.
 
-Input validation: a wrong row width, a missing column, a non-number (strings and
-booleans included) or a non-finite number for a numeric feature, a non-string for a
-categorical one, or a null for a numeric feature of a model without an imputer is an
-:class:`~service.errors.InvalidInput` listing every bad cell (up to
+A feature of ``dtype: "bool"`` takes JSON booleans (and numbers) and, in CSV, ``true``/``false``
+in any of pyarrow's spellings or ``1``/``0``, as the dataset upload reads them.
+
+Input validation: a wrong row width, a missing column, a non-number (strings, and
+booleans for any dtype but ``bool``, included) or a non-finite number for a numeric
+feature, a non-string for a categorical one, or a null for a numeric feature of a model
+without an imputer is an :class:`~service.errors.InvalidInput` listing every bad cell (up to
 :data:`~service.ml.portable.MAX_REPORTED_ERRORS`) with a JSON pointer (``/rows/3/2``,
 ``/records/0/x5``). Keys of a record that are not features are ignored, so records may
 carry ids or the target along. The result is a :class:`~service.ml.portable.PredictInputs`
@@ -20,11 +23,15 @@ from typing import Any
 import numpy as np
 
 from service.errors import InvalidInput, field_error
+from service.ml import portable
+from service.ml.errors import InvalidModelInput
 from service.ml.portable import MAX_REPORTED_ERRORS, CompiledModel, PredictInputs
 
 _NUMBER_TYPES = frozenset({float, int})
 _NUMBER_OR_BOOL_TYPES = frozenset({float, int, bool})
 _TEXT_TYPES = frozenset({str, type(None)})
+# A bool feature's CSV spellings: those a dataset upload reads as booleans (pyarrow's).
+_BOOL_WORDS = {"true": "1", "True": "1", "TRUE": "1", "false": "0", "False": "0", "FALSE": "0"}
 
 
 class _ErrorLog:
@@ -82,6 +89,8 @@ def _numeric_column(
     """Convert one numeric feature's values to float64, logging every bad cell."""
     name = model.feature_names[feature]
     bools_ok = model.feature_dtypes.get(name) == "bool"
+    if from_text and bools_ok:
+        values = [_BOOL_WORDS.get(value, value) if value else value for value in values]
     types = set(map(type, values))
     parsed: np.ndarray | None = None
     if from_text:
@@ -343,3 +352,11 @@ def parse_table(
     return _inputs_from_columns(
         model, columns, len(rows), lambda i, j: f"/rows/{i}/{header_index[j]}", from_text=True
     )
+
+
+def predict(model: CompiledModel, inputs: PredictInputs) -> np.ndarray:
+    """The model's predictions for validated inputs; inputs the model cannot take are a 422."""
+    try:
+        return portable.predict(model, inputs)
+    except InvalidModelInput as exc:
+        raise InvalidInput(exc.detail, errors=exc.errors) from exc

@@ -18,7 +18,6 @@ from service import auth, errors, state
 from service.db import Database, after_commit
 from service.errors import problem_responses
 from service.ml import portable
-from service.ml.errors import InvalidModelInput
 from service.models import predict_input
 from service.models import service as models
 from service.models.schemas import (
@@ -32,6 +31,8 @@ from service.models.schemas import (
     PredictRows,
     RegularizationPath,
 )
+from service.registry import refs
+from service.registry import service as registry
 from service.web import (
     FastJSONResponse,
     ModelCache,
@@ -126,15 +127,41 @@ async def predict(request: Request) -> Response:
     an all-numeric body, a check per cell (naming each bad one) for anything else.
     """
     app_state = state.of(request)
-    model = await compiled_model(app_state, request.path_params["model_id"])
+    answering = await refs.resolve_request(request)
+    model = await compiled_model(app_state, answering.model_id)
     content_type = request.headers.get("content-type", "application/json").lower()
     limit = app_state.settings.max_predict_rows
     body = await _read_body(request, max_lines=limit + 1 if _is_csv(content_type) else None)
     if len(body) <= INLINE_PREDICT_BYTES:
-        content = _predict(model, content_type, body, limit)
+        predictions = _predict(model, content_type, body, limit)
     else:
-        content = await run_in_threadpool(_predict, model, content_type, body, limit)
-    return Response(content=content, media_type="application/json")
+        predictions = await run_in_threadpool(_predict, model, content_type, body, limit)
+    return Response(
+        content=prediction_body(predictions, answering),
+        media_type="application/json",
+        headers=refs.model_headers(answering),
+    )
+
+
+def prediction_body(predictions: np.ndarray, answering: refs.Resolved) -> bytes:
+    """``{"predictions", "model_id", "version"}``: the answer and the model that gave it."""
+    return orjson.dumps(
+        {
+            "predictions": predictions,
+            "model_id": answering.model_id,
+            "name": answering.name,
+            "version": answering.version,
+        },
+        option=orjson.OPT_SERIALIZE_NUMPY,
+    )
+
+
+# A registry version in the path: /v1/models/{name}/versions/{n}/… (see service.registry.refs).
+VERSION_PARAMETERS: list[dict[str, Any]] = [
+    {"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"}},
+    {"name": "version", "in": "path", "required": True, "schema": {"type": "integer"}},
+]
+VERSION_OPENAPI: dict[str, Any] = {"parameters": VERSION_PARAMETERS[1:]}
 
 
 # The first route of the router: routes are matched in order, and this is the hot path.
@@ -144,6 +171,16 @@ router.add_api_route(
     methods=["POST"],
     route_class_override=RequestHandlerRoute,
     openapi_extra=PREDICT_OPENAPI,
+    response_model=Predictions,
+    responses=problem_responses(400, 404, 413, 415, 422),
+)
+router.add_api_route(
+    "/{model_id}/versions/{version}/predict",
+    predict,
+    methods=["POST"],
+    route_class_override=RequestHandlerRoute,
+    openapi_extra={**PREDICT_OPENAPI, "parameters": VERSION_PARAMETERS},
+    name="predict_version",
     response_model=Predictions,
     responses=problem_responses(400, 404, 413, 415, 422),
 )
@@ -169,40 +206,57 @@ def list_models(request: Request, session: ReadSession, page: PageParams) -> Res
 @router.get(
     "/{model_id}", response_model=ModelOut | PredictorModelOut, responses=problem_responses(404)
 )
-def get_model(model_id: str, request: Request, session: ReadSession) -> Response:
+def get_model(ref: refs.ResolvedRef, request: Request, session: ReadSession) -> Response:
     """A model: features, penalty (both notations), coefficients, metrics, tuning.
 
     A predictor key gets what prediction needs: features, dtypes, penalty, preprocessing
     options and metrics (no coefficients, categories or training summaries).
     """
-    model = models.get(session=session, model_id=model_id)
+    model = models.get(session=session, model_id=ref.model_id)
     if auth.is_predictor(request.scope):
         return FastJSONResponse(models.predictor_body(model))
     return FastJSONResponse(models.model_body(model))
 
 
 @router.get("/{model_id}/export", response_model=PortableModel, responses=problem_responses(404))
-def export_model(model_id: str, session: ReadSession) -> Response:
+def export_model(ref: refs.ResolvedRef, session: ReadSession) -> Response:
     """The portable model: plain JSON that predicts with numpy alone."""
-    return FastJSONResponse(models.get_portable(session=session, model_id=model_id))
+    return FastJSONResponse(models.get_portable(session=session, model_id=ref.model_id))
 
 
 @router.get("/{model_id}/path", response_model=RegularizationPath, responses=problem_responses(404))
-def get_model_path(model_id: str, session: ReadSession) -> Response:
+def get_model_path(ref: refs.ResolvedRef, session: ReadSession) -> Response:
     """The regularization path: coefficients and nonzero counts per alpha, and the CV curve."""
-    path = models.get(session=session, model_id=model_id).summary.get("path")
+    path = models.get(session=session, model_id=ref.model_id).summary.get("path")
     if path is None:
-        raise errors.NotFound(f"model {model_id!r} has no recorded regularization path")
+        raise errors.NotFound(f"model {ref.model_id!r} has no recorded regularization path")
     return FastJSONResponse(path)
 
 
+for _endpoint, _suffix, _model in (
+    (get_model, "", ModelOut | PredictorModelOut),
+    (export_model, "/export", PortableModel),
+    (get_model_path, "/path", RegularizationPath),
+):
+    router.add_api_route(
+        "/{model_id}/versions/{version}" + _suffix,
+        _endpoint,
+        methods=["GET"],
+        name=_endpoint.__name__ + "_version",
+        response_model=_model,
+        responses=problem_responses(404),
+        openapi_extra=VERSION_OPENAPI,
+    )
+
+
 @router.delete(
-    "/{model_id}", status_code=204, response_class=Response, responses=problem_responses(404)
+    "/{model_id}", status_code=204, response_class=Response, responses=problem_responses(404, 409)
 )
-def delete_model(model_id: str, session: WriteSession, cache: ModelCache) -> Response:
-    """Deletes a model."""
-    models.delete(session=session, model_id=model_id)
-    after_commit(session, lambda: cache.evict(model_id))
+def delete_model(ref: refs.ResolvedRef, session: WriteSession, cache: ModelCache) -> Response:
+    """Deletes a model (409 while a registry version refers to it)."""
+    registry.ensure_unreferenced(session=session, model_id=ref.model_id)
+    models.delete(session=session, model_id=ref.model_id)
+    after_commit(session, lambda: cache.evict(ref.model_id))
     return Response(status_code=204)
 
 
@@ -361,10 +415,7 @@ def _check_count(n: int, limit: int) -> None:
         raise errors.InvalidInput("no rows to predict")
 
 
-def _predict(model: portable.CompiledModel, content_type: str, body: bytes, limit: int) -> bytes:
-    inputs = _parse_request(model, content_type, body, limit)
-    try:
-        predictions: np.ndarray = portable.predict(model, inputs)
-    except InvalidModelInput as exc:
-        raise errors.InvalidInput(exc.detail, errors=exc.errors) from exc
-    return orjson.dumps({"predictions": predictions}, option=orjson.OPT_SERIALIZE_NUMPY)
+def _predict(
+    model: portable.CompiledModel, content_type: str, body: bytes, limit: int
+) -> np.ndarray:
+    return predict_input.predict(model, _parse_request(model, content_type, body, limit))

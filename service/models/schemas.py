@@ -288,3 +288,6 @@ class PredictRecords(_Body):
 
 class Predictions(_Body):
     predictions: list[Number] = Field(description="One per input row, in order")
+    model_id: str = Field(description="The model that answered")
+    name: str | None = Field(description="The registered name the request named, if any")
+    version: int | None = Field(description="The registered version that answered, if any")

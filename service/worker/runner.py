@@ -35,6 +35,7 @@ from service.ml.pipeline import (
 )
 from service.ml.spec import JobSpec
 from service.models import documents
+from service.registry import service as registry
 
 log = logging.getLogger("regfit.runner")
 
@@ -171,6 +172,7 @@ def execute(
                 ) from exc
             path = storage.dataset_path(settings, dataset)
             sha256 = dataset.sha256
+            stored_dtypes = {column["name"]: column["dtype"] for column in dataset.columns}
         columns = _dataset_columns(path, sha256, settings.dataset_cache_bytes)
         try:
             _check_design(columns, spec, settings.max_design_bytes)
@@ -178,6 +180,7 @@ def execute(
                 columns,
                 spec,
                 training_sha256=sha256,
+                stored_dtypes=stored_dtypes,
                 progress=_progress_writer(db, job_id, attempt),
                 should_stop=_stop_checker(db, job_id, attempt),
                 n_jobs=settings.search_thread_count(),
@@ -200,6 +203,15 @@ def execute(
             model = jobs.succeed(
                 session=session, job_id=job_id, attempt=attempt, spec=spec, outcome=outcome
             )
+            if model is not None and spec.register_model is not None:
+                # In the transaction that stores the model: registered with it, or neither.
+                registry.register_job_model(
+                    session=session,
+                    model_id=model.id,
+                    name=spec.register_model.name,
+                    alias=spec.register_model.alias,
+                    description=spec.register_model.description,
+                )
         return "succeeded" if model is not None else _status(db, job_id)
     except errors.RegfitError as exc:
         problem = exc.problem()

@@ -1,0 +1,1 @@
+"""The model registry: named models with numbered versions and movable aliases."""
