@@ -18,8 +18,9 @@ path solve on a fold, for the model's own path on an idle search thread, or afte
 refit). A wrapped name the service no longer has is listed as missing, not an error.
 
 ``--cprofile`` adds cProfile's view of one job, every thread merged (the fold threads
-too), by own time; ``--py-spy DIR`` records one job per size and penalty with py-spy (when
-installed: ``pip install py-spy``), native frames included, to speedscope files.
+too), by own time; ``--py-spy DIR`` runs a few jobs per size and penalty in a subprocess
+under py-spy (the ``bench`` extra installs it), native frames included (BLAS, the Cython
+coordinate descent), keeps the collapsed stacks in DIR and prints the innermost Python frames.
 
     .venv/bin/python benchmarks/profile_tuning.py                      # 10000×300, 50000×500
     .venv/bin/python benchmarks/profile_tuning.py --sizes 10000x300 --kinds l1 --cprofile
@@ -70,12 +71,19 @@ ALPHAS = {
     "l2": [float(a) for a in np.logspace(-2, 4, 30)],
 }
 FOLDS = 5
+REPEAT_UNDER_PY_SPY = 3
+IDLE_FRAMES = {
+    "_worker (concurrent/futures/thread.py)",
+    "Condition.wait (threading.py)",
+    "Event.wait (threading.py)",
+}
 # What the model row's JSON columns are written with (service/db.py).
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 # (module, attribute path, section or {caller's qualified name: section, None: default}).
 # The caller is the function whose code called the wrapped one.
-HOOKS: list[tuple[str, str, str | dict[str | None, str]]] = [
+HOOKS: list[tuple[str, str, str | dict[str | None, str | None]]] = [
+    ("service.worker.runner", "_dataset_columns", "read: the worker's dataset cache"),
     ("service.datasets.storage", "read_columns", "read: Parquet → numpy (first job only)"),
     ("service.ml.pipeline", "ColumnTable.__init__", "read: keep the dataset (first job only)"),
     ("service.ml.fitting", "select_features", "checks: features, target, split"),
@@ -92,6 +100,14 @@ HOOKS: list[tuple[str, str, str | dict[str | None, str]]] = [
     ),
     ("service.ml.pipeline", "DesignTransformer.transform", "preprocessing: transform (test)"),
     ("service.ml.fitting", "_prepare", "preprocessing: other"),
+    # the refit waits for the preprocessing thread (nice 19) when the search ends first:
+    # in the result, and in leaving the thread pool's block (which joins the thread)
+    ("concurrent.futures", "Future.result", {"fit_job": "refit: waiting for the prep thread"}),
+    (
+        "concurrent.futures._base",
+        "Executor.__exit__",
+        {"fit_job": "refit: waiting for the prep thread"},
+    ),
     ("service.ml.tuning", "TrainingMoments.__init__", "search: fold moments (block Grams)"),
     (
         "service.ml.tuning",
@@ -178,7 +194,8 @@ class Sections:
         finally:
             self.leave()
 
-    def wrap(self, owner: Any, attribute: str, section: str | dict[str | None, str]) -> None:
+    def wrap(self, owner: Any, attribute: str, section: str | dict[str | None, str | None]) -> None:
+        """Time calls of ``owner.attribute`` (by caller; a caller mapped to None: not timed)."""
         if isinstance(owner, type):
             original = owner.__dict__[attribute]
         else:
@@ -187,11 +204,15 @@ class Sections:
         if kind is not None:
             original = original.__func__
         by_caller = section if isinstance(section, dict) else {None: section}
+        by_caller.setdefault(None, None)
 
         @functools.wraps(original)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             caller = sys._getframe(1).f_code.co_qualname
-            self.enter(by_caller.get(caller) or by_caller[None])
+            name = by_caller.get(caller, by_caller[None])
+            if name is None:
+                return original(*args, **kwargs)
+            self.enter(name)
             try:
                 return original(*args, **kwargs)
             finally:
@@ -294,14 +315,31 @@ def print_breakdown(
     )
     rows = sorted(sections.seconds.items(), key=lambda item: -item[1])
     width = max(len(name) for name, _ in rows)
-    print(f"{'section':<{width}}  {'s per job':>9}  {'% of wall':>9}  {'calls/job':>9}  threads")
-    print(f"{'-' * width}  {'-' * 9}  {'-' * 9}  {'-' * 9}  -------")
+    main_thread = threading.main_thread().ident
+    on_main = 0.0
+    print(
+        "# exclusive seconds per job, summed over threads; 'main' sections add up to the "
+        "wall, the others (fold threads, the prep thread) overlap it"
+    )
+    print(f"{'section':<{width}}  {'s per job':>9}  {'% of wall':>9}  {'calls/job':>9}  on")
+    print(f"{'-' * width}  {'-' * 9}  {'-' * 9}  {'-' * 9}  ----------------")
     for name, seconds in rows:
         per_job = seconds / runs
+        threads = sections.threads[name]
+        others = len(threads - {main_thread})
+        where = "main" if main_thread in threads else ""
+        if others:
+            where += ("+" if where else "") + f"{others} other thread{'s' * (others > 1)}"
+        if main_thread in threads and not others:
+            on_main += per_job
         print(
             f"{name:<{width}}  {per_job:>9.4f}  {100 * per_job / wall:>8.1f}%  "
-            f"{sections.calls[name] / runs:>9.1f}  {len(sections.threads[name]):>7}"
+            f"{sections.calls[name] / runs:>9.1f}  {where}"
         )
+    print(
+        f"{'(main thread, not in a section: fit_job’s own lines)':<{width}}  "
+        f"{max(0.0, wall - on_main):>9.4f}  {100 * max(0.0, wall - on_main) / wall:>8.1f}%"
+    )
 
 
 def main() -> int:
@@ -325,8 +363,8 @@ def main() -> int:
         with tempfile.TemporaryDirectory(prefix="regfit-profile-") as tmp:
             path, sha = store_dataset(Path(tmp), n, p)
             spec = job_spec(path.stem, kinds[0])
-            run_job(path, sha, spec, Sections())  # the first read, kept
-            print(f"{run_job(path, sha, spec, Sections())['wall']:.3f}")
+            for _ in range(1 + REPEAT_UNDER_PY_SPY):  # the first one reads the file
+                run_job(path, sha, spec, Sections())
         return 0
     print(
         f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {platform.platform()}, "
@@ -369,41 +407,54 @@ def main() -> int:
                     body = text[text.find("   ncalls") :] if "   ncalls" in text else text
                     print(f"# cProfile, one job, every thread merged, by own time:\n{body}")
                 if args.py_spy:
-                    record_py_spy(Path(args.py_spy), n, p, kind)
+                    record_py_spy(Path(args.py_spy), n, p, kind, args.top)
     return 0
 
 
-def record_py_spy(directory: Path, n: int, p: int, kind: str) -> None:
+def record_py_spy(directory: Path, n: int, p: int, kind: str, top: int) -> None:
+    """py-spy (native frames too) on this script's ``--one`` mode; prints where time goes."""
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(py_spy).exists():
         print("# py-spy: not installed (pip install py-spy)")
         return
     directory.mkdir(parents=True, exist_ok=True)
-    out = directory / f"tuning-{kind}-{n}x{p}.speedscope.json"
+    out = directory / f"tuning-{kind}-{n}x{p}.txt"
     command = [
-        py_spy,
-        "record",
-        "--rate",
-        "500",
-        "--threads",
-        "--native",
-        "--format",
-        "speedscope",
-        "--output",
-        str(out),
-        "--",
-        sys.executable,
-        __file__,
-        "--sizes",
-        f"{n}x{p}",
-        "--kinds",
-        kind,
-        "--one",
-        "1",
+        *(py_spy, "record", "--rate", "1000", "--threads"),
+        *("--format", "raw", "--output", str(out), "--"),
+        *(sys.executable, __file__, "--sizes", f"{n}x{p}", "--kinds", kind, "--one", "1"),
     ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
-    note = out if done.returncode == 0 else done.stderr.strip()[-300:]
-    print(f"# py-spy ({kind} {n}×{p}; the file read and one kept-dataset job): {note}")
+    if done.returncode != 0 or not out.exists():
+        print(f"# py-spy failed: {done.stderr.strip()[-300:]}")
+        return
+    leaves: dict[str, int] = defaultdict(int)
+    total = waiting = 0
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        # the jobs only: not the imports, nor writing the dataset
+        if "run_job" not in stack and "_bootstrap" not in stack:
+            continue
+        if "_find_and_load" in stack or "store_dataset" in stack:
+            continue
+        # the innermost Python function: where the time goes (its native calls included)
+        python_frames = [f for f in stack.split(";") if ".py:" in f]
+        frame = python_frames[-1] if python_frames else stack.split(";")[-1]
+        function = frame.rsplit(":", 1)[0] + ")" if ".py:" in frame else frame
+        total += int(count)
+        # a pool thread waiting for work, a thread waiting on a condition: idle
+        if function in IDLE_FRAMES:
+            waiting += int(count)
+            continue
+        leaves[function] += int(count)
+    busy = max(1, total - waiting)
+    print(
+        f"# py-spy, {kind} {n}×{p}, the file's read and {REPEAT_UNDER_PY_SPY} kept-dataset "
+        f"jobs, every thread ({total} samples, of which {waiting} waiting; "
+        f"collapsed stacks in {out}); innermost Python functions by share of the busy samples:"
+    )
+    for frame, count in sorted(leaves.items(), key=lambda item: -item[1])[:top]:
+        print(f"  {100 * count / busy:5.1f}%  {frame[:150]}")
 
 
 if __name__ == "__main__":
