@@ -81,6 +81,7 @@ from sklearn.linear_model import ElasticNet, ElasticNetCV, Lasso, LassoCV, Ridge
 from sklearn.model_selection import GridSearchCV, KFold, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from service.worker.local import WORKER_NICENESS
 
@@ -106,6 +107,7 @@ CV_BUDGET_SECONDS = 10.0
 CV_RUNS = 3
 DEFAULT_PEERS_PYTHON = "/work/peers-venv/bin/python"
 PEERS_SCRIPT = Path(__file__).resolve().parent / "peers_cv.py"
+PEER_TOOLS = ("python-glmnet", "celer", "glum")  # peers_cv.py's order
 
 
 def free_port() -> int:
@@ -231,9 +233,17 @@ def best_of(function: Callable[[], object], runs: int) -> float:
 
 
 def gram_floor(X: np.ndarray) -> float:
-    """Seconds of ``Xs.T @ Xs`` for the standardized ``X``, numpy on this process's cores."""
+    """Seconds of ``Xs.T @ Xs`` for the standardized ``X``, numpy on this process's cores.
+
+    The best of 5 with each BLAS thread count up to the cores: on a loaded VM one thread
+    can beat two that spin.
+    """
     scaled = StandardScaler().fit_transform(X)
-    return best_of(lambda: scaled.T @ scaled, 5)
+    times = []
+    for threads in range(1, (os.cpu_count() or 1) + 1):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            times.append(best_of(lambda: scaled.T @ scaled, 5))
+    return min(times)
 
 
 def parquet_read_seconds(path: Path, names: list[str]) -> float:
@@ -265,12 +275,15 @@ def peers_available(python: str | None) -> str | None:
     return None
 
 
-def run_peers(python: str, data: Path, kind: str, threads: list[int]) -> list[dict[str, Any]]:
+def run_peers(
+    python: str, data: Path, kind: str, threads: list[int], timeout: float
+) -> list[dict[str, Any]]:
     """python-glmnet, celer and glum on the arrays in ``data`` (one dict per tool).
 
     Run once per count in ``threads`` (OpenMP and BLAS threads); each tool's fastest run is
     kept: on a loaded 2-core VM glum's OpenMP threads spin (a 2000×50 Lasso path: 3.8 s with
-    2 threads, 0.24 s with 1), and the peers should not lose to a setting.
+    2 threads, 0.24 s with 1), and the peers should not lose to a setting. A run that takes
+    longer than ``timeout`` seconds is stopped; the tools it finished are kept.
     """
     best: dict[str, dict[str, Any]] = {}
     for count in threads:
@@ -280,18 +293,18 @@ def run_peers(python: str, data: Path, kind: str, threads: list[int]) -> list[di
             "OPENBLAS_NUM_THREADS": str(count),
             "MKL_NUM_THREADS": str(count),
         }
-        done = subprocess.run(
-            [python, str(PEERS_SCRIPT), str(data), kind],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=3600,
-            env=env,
-        )
-        lines = [json.loads(ln) for ln in done.stdout.splitlines() if ln.startswith("{")]
-        if not lines:
-            error = f"exit {done.returncode}: {done.stderr.strip().splitlines()[-1:]}"
-            lines = [{"tool": "peers_cv.py", "error": error}]
+        command = [python, str(PEERS_SCRIPT), str(data), kind]
+        try:
+            done = subprocess.run(
+                command, capture_output=True, text=True, check=False, timeout=timeout, env=env
+            )
+            stdout, note = done.stdout, f"exit {done.returncode}: {done.stderr[-200:]}"
+        except subprocess.TimeoutExpired as exc:  # the tools that finished are kept
+            stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
+            note = f"timed out after {timeout:.0f} s"
+        lines = [json.loads(ln) for ln in stdout.splitlines() if ln.startswith("{")]
+        reported = {line["tool"] for line in lines}
+        lines += [{"tool": t, "error": note} for t in PEER_TOOLS if t not in reported]
         for line in lines:
             line["threads"] = count
             kept = best.get(line["tool"])
@@ -350,6 +363,12 @@ def main() -> int:
         "--peers-threads",
         default="1,2",
         help="OpenMP/BLAS thread counts to run the external peers with (each tool's best kept)",
+    )
+    parser.add_argument(
+        "--peers-timeout",
+        type=float,
+        default=600.0,
+        help="seconds one peers_cv.py run (all three tools, one penalty) may take",
     )
     parser.add_argument(
         "--no-gridsearch", action="store_true", help="skip the GridSearchCV columns (slow)"
@@ -475,7 +494,9 @@ def main() -> int:
                     ]
                 )
                 if peers_skipped is None:
-                    for line in run_peers(args.peers_python, data, kind, peer_threads):
+                    for line in run_peers(
+                        args.peers_python, data, kind, peer_threads, args.peers_timeout
+                    ):
                         if "error" in line:
                             error = line["error"][:60]
                             external.append([line["tool"], "", kind, size, error])
