@@ -36,9 +36,11 @@ blocks, the same 30 alphas, search + refit + test R², at the same niceness:
 * python-glmnet, celer and glum, when an interpreter that has them is given with
   ``--peers-python`` (default ``/work/peers-venv/bin/python``): ``benchmarks/peers_cv.py``
   runs in a subprocess on the same arrays (a temporary ``.npz``), with per-fold scaling, and
-  times only its search + refit (see there);
-* the floor: ``Xs.T @ Xs`` of the standardized training split, once, with numpy on the
-  same cores (best of 5): no search can beat one pass over the data;
+  times only its search + refit (see there), once with each of ``--peers-threads`` OpenMP /
+  BLAS threads (default 1 and 2; each tool's faster run is kept), each run bounded by
+  ``--peers-timeout``;
+* the floor: ``Xs.T @ Xs`` of the standardized training split, with numpy on the same cores
+  (the best of 5 with 1 and with 2 BLAS threads): no search can beat one pass over the data;
 * the first job on the new dataset, less the median job, next to
   ``pyarrow.parquet.read_table(path, columns).column(j).to_numpy()`` of the same columns
   from the dataset's file in the server's ``REGFIT_DATA_DIR`` (best of 3; target: at most
