@@ -77,6 +77,8 @@ IDLE_FRAMES = {
     "Condition.wait (threading.py)",
     "Event.wait (threading.py)",
 }
+# The worker's dataset cache (read once: Settings() reads the environment and .env).
+CACHE_BYTES = Settings().dataset_cache_bytes
 # What the model row's JSON columns are written with (service/db.py).
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
@@ -270,9 +272,8 @@ def job_spec(dataset_id: str, kind: str) -> JobSpec:
 
 def run_job(path: Path, sha256: str, spec: JobSpec, sections: Sections) -> dict[str, Any]:
     """One job as the worker runs it; returns its wall seconds and the model's timings."""
-    settings = Settings()
     started = time.perf_counter()
-    columns = runner._dataset_columns(path, sha256, settings.dataset_cache_bytes)
+    columns = runner._dataset_columns(path, sha256, CACHE_BYTES)
     outcome = fitting.fit_job(columns, spec, training_sha256=sha256)
     with sections.section("body: orjson of summary and portable (the row's JSON)"):
         orjson.dumps(outcome.summary, option=JSON_OPTIONS)
