@@ -515,6 +515,10 @@ def main() -> int:
                                 f"{abs(ours_r2 - line['test_r2']):.1e}",
                             ]
                         )
+                # as it comes (the tables below repeat it): a long run can be read part way
+                print(f"# done: {' | '.join(strong[-1])}", flush=True)
+                for row in external[len(external) - 3 * (peers_skipped is None) :]:
+                    print(f"# done: {' | '.join(row)}", flush=True)
                 if args.no_gridsearch:
                     continue
                 two_s, search = sklearn_search(X_train, y_train, estimator, alphas, 2)
