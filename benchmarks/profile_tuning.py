@@ -60,7 +60,7 @@ from service.config import Settings
 from service.datasets import storage
 from service.ml import fitting
 from service.ml.spec import JobSpec
-from service.ml.tuning import threadpool_controller
+from service.ml.threads import threadpool_controller
 from service.worker import runner
 
 SIZES = [(10000, 300), (50000, 500)]
