@@ -17,7 +17,7 @@ from sklearn.model_selection import GridSearchCV, KFold, train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from service.errors import FitError
+from service.ml.errors import FitError
 from service.ml.fitting import fit_job
 from service.ml.pipeline import (
     INFREQUENT_LABEL,
@@ -27,6 +27,7 @@ from service.ml.pipeline import (
 )
 from service.ml.portable import compile_model, predict
 from service.ml.spec import JobSpec, PreprocessingSpec
+from service.models.documents import model_documents
 from service.models.predict_input import parse_records
 
 BOUNDS = [
@@ -124,7 +125,7 @@ def test_portable_predictions_equal_the_pipeline_for_seen_rare_unseen_and_missin
 ) -> None:
     columns = columns_with_ids()
     spec = spec_of(bound, split={"test_size": 0})
-    outcome = fit_job(columns, spec, training_sha256="x")
+    outcome = model_documents(fit_job(columns, spec, training_sha256="x"), spec)
     doc = outcome.portable
     assert any(doc["categorical"]["infrequent"])
     assert outcome.summary["preprocessing"] == {
@@ -174,7 +175,7 @@ def test_search_scores_equal_grid_search_cv_with_the_bounded_encoder(
     spec = spec_of(
         bound, penalty={"type": kind}, tuning={"space": {"alpha": alphas}, "cv": {"folds": 4}}
     )
-    summary = fit_job(columns, spec, training_sha256="x").summary
+    summary = model_documents(fit_job(columns, spec, training_sha256="x"), spec).summary
     search = _grid_search(columns, spec, estimator, alphas)
     means = [c["mean_score"] for c in summary["tuning"]["candidates"]]
     np.testing.assert_allclose(means, search.cv_results_["mean_test_score"], rtol=tol, atol=tol)
