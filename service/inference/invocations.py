@@ -223,13 +223,18 @@ async def invocations(request: Request) -> Response:
     )
 
 
-for _path, _parameters in (
-    ("/{model_id}/invocations", model_routes.PREDICT_OPENAPI["parameters"]),
-    ("/{model_id}/versions/{version}/invocations", model_routes.VERSION_PARAMETERS),
+for _path, _parameters, _name in (
+    ("/{model_id}/invocations", model_routes.PREDICT_OPENAPI["parameters"], "invocations"),
+    (
+        "/{model_id}/versions/{version}/invocations",
+        model_routes.VERSION_PARAMETERS,
+        "invocations_by_version",
+    ),
 ):
     router.add_api_route(
         _path,
         invocations,
+        name=_name,
         methods=["POST"],
         route_class_override=model_routes.RequestHandlerRoute,
         openapi_extra={**INVOCATIONS_OPENAPI, "parameters": _parameters},

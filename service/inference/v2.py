@@ -378,8 +378,8 @@ _JSON_BODY = {
     }
 }
 
-router.add_api_route("/health/live", live, methods=["GET"])
-router.add_api_route("/health/ready", ready, methods=["GET"])
+router.add_api_route("/health/live", live, methods=["GET"], name="v2_live")
+router.add_api_route("/health/ready", ready, methods=["GET"], name="v2_ready")
 for _prefix, _params in (
     ("/models/{name}/versions/{version}", [_NAME_PARAM, _VERSION_PARAM]),
     ("/models/{name}", [_NAME_PARAM]),
@@ -395,4 +395,5 @@ for _prefix, _params in (
             methods=[_method],
             route_class_override=model_routes.RequestHandlerRoute,
             openapi_extra={**_extra, "parameters": _params},
+            name=f"v2_{_endpoint.__name__}" + ("_by_version" if "{version}" in _prefix else ""),
         )

@@ -180,7 +180,7 @@ router.add_api_route(
     methods=["POST"],
     route_class_override=RequestHandlerRoute,
     openapi_extra={**PREDICT_OPENAPI, "parameters": VERSION_PARAMETERS},
-    name="predict_version",
+    name="predict_by_version",
     response_model=Predictions,
     responses=problem_responses(400, 404, 413, 415, 422),
 )
@@ -242,7 +242,7 @@ for _endpoint, _suffix, _model in (
         "/{model_id}/versions/{version}" + _suffix,
         _endpoint,
         methods=["GET"],
-        name=_endpoint.__name__ + "_version",
+        name=_endpoint.__name__ + "_by_version",
         response_model=_model,
         responses=problem_responses(404),
         openapi_extra=VERSION_OPENAPI,
