@@ -17,6 +17,9 @@ time. Sections are told apart by the caller where one function serves several st
 path solve on a fold, for the model's own path on an idle search thread, or after the
 refit). A wrapped name the service no longer has is listed as missing, not an error.
 
+``--prep-at-job-priority`` is a what-if for the next step: the refit's preprocessing thread
+keeps the job's CPU priority instead of nice 19 (``fitting._behind_the_search`` skipped).
+
 ``--cprofile`` adds cProfile's view of one job, every thread merged (the fold threads
 too), by own time; ``--py-spy DIR`` runs a few jobs per size and penalty in a subprocess
 under py-spy (the ``bench`` extra installs it), native frames included (BLAS, the Cython
@@ -351,9 +354,17 @@ def main() -> int:
     parser.add_argument("--cprofile", action="store_true", help="cProfile one job per penalty")
     parser.add_argument("--top", type=int, default=25, help="cProfile rows printed")
     parser.add_argument("--py-spy", metavar="DIR", help="py-spy one job per penalty into DIR")
+    parser.add_argument(
+        "--prep-at-job-priority",
+        action="store_true",
+        help="what-if: the refit's preprocessing thread keeps the job's priority (not nice 19)",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: the job py-spy records
     args = parser.parse_args()
     settings = Settings()
+    if args.prep_at_job_priority:
+        # fit_job looks the initializer up when it starts the thread: this is the whole change
+        fitting._behind_the_search = lambda: None  # type: ignore[attr-defined]
     runner.reuse_freed_memory(settings.worker_reuse_memory_bytes)
     blas_threads = max(1, (os.cpu_count() or 1) // settings.workers)
     threadpool_controller().limit(limits=blas_threads)
@@ -372,6 +383,7 @@ def main() -> int:
         f"{os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}; "
         f"load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}; BLAS threads "
         f"{blas_threads} (the worker's), 30 alphas × {FOLDS} folds"
+        + ("; what-if: the prep thread NOT at nice 19" if args.prep_at_job_priority else "")
     )
     sections = Sections()
     sections.install()
