@@ -63,7 +63,11 @@ from service.config import Settings
 from service.datasets import storage
 from service.ml import fitting
 from service.ml.spec import JobSpec
-from service.ml.tuning import threadpool_controller
+
+try:  # the module layout moves under the redesign (issue 15 asks for it after it lands)
+    from service.ml.threads import threadpool_controller
+except ImportError:
+    from service.ml.tuning import threadpool_controller  # type: ignore[no-redef]
 from service.worker import runner
 
 SIZES = [(10000, 300), (50000, 500)]
@@ -86,7 +90,9 @@ CACHE_BYTES = Settings().dataset_cache_bytes
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 # (module, attribute path, section or {caller's qualified name: section, None: default}).
-# The caller is the function whose code called the wrapped one.
+# The caller is the function whose code called the wrapped one (a key matches its qualified
+# name or a dotted tail of it). "a|b" modules: the first that has the attribute (the layout
+# before the redesign, and after it where known).
 HOOKS: list[tuple[str, str, str | dict[str | None, str | None]]] = [
     ("service.worker.runner", "_dataset_columns", "read: the worker's dataset cache"),
     ("service.datasets.storage", "read_columns", "read: Parquet → numpy (first job only)"),
@@ -113,12 +119,16 @@ HOOKS: list[tuple[str, str, str | dict[str | None, str | None]]] = [
         "Executor.__exit__",
         {"fit_job": "refit: waiting for the prep thread"},
     ),
-    ("service.ml.tuning", "TrainingMoments.__init__", "search: fold moments (block Grams)"),
     (
-        "service.ml.tuning",
+        "service.ml.paths.moments|service.ml.tuning",
+        "TrainingMoments.__init__",
+        "search: fold moments (block Grams)",
+    ),
+    (
+        "service.ml.paths.moments|service.ml.tuning",
         "TrainingMoments.fold",
         {
-            "_Search.full_path_task.<locals>.run": "model's path: whole-split Gram",
+            "full_path_task.<locals>.run": "model's path: whole-split Gram",
             None: "search: fold Gram (centre, scale), validation rows",
         },
     ),
@@ -126,13 +136,20 @@ HOOKS: list[tuple[str, str, str | dict[str | None, str | None]]] = [
         "service.ml.tuning",
         "solve_chain",
         {
-            "_Search.full_path_task.<locals>.run": "model's path: solve (on a search thread)",
+            "full_path_task.<locals>.run": "model's path: solve (on a search thread)",
             "coefficient_path": "model's path: solve (after the refit)",
             None: "search: path solves",
         },
     ),
-    ("service.ml.tuning", "CVFold.evaluate", "search: validation scores"),
-    ("service.ml.tuning", "PenalizedLeastSquares.from_design", "model's path: problem"),
+    ("service.ml.paths.moments|service.ml.tuning", "CVFold.evaluate", "search: validation scores"),
+    (
+        "service.ml.paths.problem|service.ml.tuning",
+        "PenalizedLeastSquares.from_design",
+        "model's path: problem",
+    ),
+    # after the redesign the path solves are these (before it: solve_chain, below)
+    ("service.ml.paths.enet", "enet_path_chunk", "search: path solves"),
+    ("service.ml.paths.ridge", "ridge_path", "search: path solves"),
     ("service.ml.tuning", "_outcome", "selection: ranking, summary"),
     ("service.ml.fitting", "_tune", "search: main thread (scheduling, waiting)"),
     (
@@ -148,10 +165,10 @@ HOOKS: list[tuple[str, str, str | dict[str | None, str | None]]] = [
     ("sklearn.linear_model._base", "LinearModel.predict", "metrics: predict (train, test)"),
     ("sklearn.linear_model", "Ridge.predict", "metrics: predict (train, test)"),
     ("service.ml.fitting", "regression_metrics", "metrics: train and test"),
-    ("service.ml.fitting", "_regularization_path", "model's path: other"),
-    ("service.ml.fitting", "coefficient_tables", "body: coefficient tables"),
+    ("service.ml.fitting", "_regularization_path|regularization_path", "model's path: other"),
+    ("service.ml.fitting", "coefficient_tables|original_units", "body: coefficient tables"),
     ("service.ml.fitting", "penalty_notations", "body: coefficient tables"),
-    ("service.ml.fitting", "_portable_document", "body: portable document"),
+    ("service.ml.fitting", "_portable_document|portable_document", "body: portable document"),
 ]
 
 
@@ -215,6 +232,9 @@ class Sections:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             caller = sys._getframe(1).f_code.co_qualname
             name = by_caller.get(caller, by_caller[None])
+            for key, value in by_caller.items():
+                if key is not None and caller.endswith("." + key):
+                    name = value
             if name is None:
                 return original(*args, **kwargs)
             self.enter(name)
@@ -226,20 +246,23 @@ class Sections:
         setattr(owner, attribute, wrapper if kind is None else kind(wrapper))
 
     def install(self) -> None:
-        for module_name, path, section in HOOKS:
-            try:
-                owner: Any = importlib.import_module(module_name)
-                *parents, attribute = path.split(".")
-                for name in parents:
-                    owner = getattr(owner, name)
-                if isinstance(owner, type) and attribute not in owner.__dict__:
-                    raise AttributeError(attribute)
-                if not isinstance(owner, type):
-                    getattr(owner, attribute)
-            except (ImportError, AttributeError):
-                self.missing.append(f"{module_name}.{path}")
-                continue
-            self.wrap(owner, attribute, section)
+        for modules, paths, section in HOOKS:
+            for module_name, path in ((m, a) for m in modules.split("|") for a in paths.split("|")):
+                try:
+                    owner: Any = importlib.import_module(module_name)
+                    *parents, attribute = path.split(".")
+                    for name in parents:
+                        owner = getattr(owner, name)
+                    if isinstance(owner, type) and attribute not in owner.__dict__:
+                        raise AttributeError(attribute)
+                    if not isinstance(owner, type):
+                        getattr(owner, attribute)
+                except (ImportError, AttributeError):
+                    continue
+                self.wrap(owner, attribute, section)
+                break
+            else:
+                self.missing.append(f"{modules}.{paths}")
 
 
 def store_dataset(workdir: Path, n: int, p: int) -> tuple[Path, str]:
@@ -282,7 +305,7 @@ def run_job(path: Path, sha256: str, spec: JobSpec, sections: Sections) -> dict[
         orjson.dumps(outcome.summary, option=JSON_OPTIONS)
         orjson.dumps(outcome.portable, option=JSON_OPTIONS)
     wall = time.perf_counter() - started
-    return {"wall": wall, "search": outcome.summary["tuning"]["seconds"]}
+    return {"wall": wall, "search": (outcome.summary.get("tuning") or {}).get("seconds", 0.0)}
 
 
 def profile_all_threads(call: Callable[[], object]) -> pstats.Stats:
