@@ -17,6 +17,9 @@ time. Sections are told apart by the caller where one function serves several st
 path solve on a fold, for the model's own path on an idle search thread, or after the
 refit). A wrapped name the service no longer has is listed as missing, not an error.
 
+``--prep-at-job-priority`` is a what-if for the next step: the refit's preprocessing thread
+keeps the job's CPU priority instead of nice 19 (``fitting._behind_the_search`` skipped).
+
 ``--cprofile`` adds cProfile's view of one job, every thread merged (the fold threads
 too), by own time; ``--py-spy DIR`` runs a few jobs per size and penalty in a subprocess
 under py-spy (the ``bench`` extra installs it), native frames included (BLAS, the Cython
@@ -83,7 +86,9 @@ CACHE_BYTES = Settings().dataset_cache_bytes
 JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 # (module, attribute path, section or {caller's qualified name: section, None: default}).
-# The caller is the function whose code called the wrapped one.
+# The caller is the function whose code called the wrapped one (a key matches its qualified
+# name or a dotted tail of it). "a|b" modules: the first that has the attribute (the layout
+# before the redesign, and after it where known).
 HOOKS: list[tuple[str, str, str | dict[str | None, str | None]]] = [
     ("service.worker.runner", "_dataset_columns", "read: the worker's dataset cache"),
     ("service.datasets.storage", "read_columns", "read: Parquet → numpy (first job only)"),
@@ -110,12 +115,16 @@ HOOKS: list[tuple[str, str, str | dict[str | None, str | None]]] = [
         "Executor.__exit__",
         {"fit_job": "refit: waiting for the prep thread"},
     ),
-    ("service.ml.tuning", "TrainingMoments.__init__", "search: fold moments (block Grams)"),
     (
-        "service.ml.tuning",
+        "service.ml.paths.moments|service.ml.tuning",
+        "TrainingMoments.__init__",
+        "search: fold moments (block Grams)",
+    ),
+    (
+        "service.ml.paths.moments|service.ml.tuning",
         "TrainingMoments.fold",
         {
-            "_Search.full_path_task.<locals>.run": "model's path: whole-split Gram",
+            "full_path_task.<locals>.run": "model's path: whole-split Gram",
             None: "search: fold Gram (centre, scale), validation rows",
         },
     ),
@@ -123,13 +132,20 @@ HOOKS: list[tuple[str, str, str | dict[str | None, str | None]]] = [
         "service.ml.tuning",
         "solve_chain",
         {
-            "_Search.full_path_task.<locals>.run": "model's path: solve (on a search thread)",
+            "full_path_task.<locals>.run": "model's path: solve (on a search thread)",
             "coefficient_path": "model's path: solve (after the refit)",
             None: "search: path solves",
         },
     ),
-    ("service.ml.tuning", "CVFold.evaluate", "search: validation scores"),
-    ("service.ml.tuning", "PenalizedLeastSquares.from_design", "model's path: problem"),
+    ("service.ml.paths.moments|service.ml.tuning", "CVFold.evaluate", "search: validation scores"),
+    (
+        "service.ml.paths.problem|service.ml.tuning",
+        "PenalizedLeastSquares.from_design",
+        "model's path: problem",
+    ),
+    # after the redesign the path solves are these (before it: solve_chain, below)
+    ("service.ml.paths.enet", "enet_path_chunk", "search: path solves"),
+    ("service.ml.paths.ridge", "ridge_path", "search: path solves"),
     ("service.ml.tuning", "_outcome", "selection: ranking, summary"),
     ("service.ml.fitting", "_tune", "search: main thread (scheduling, waiting)"),
     (
@@ -145,10 +161,10 @@ HOOKS: list[tuple[str, str, str | dict[str | None, str | None]]] = [
     ("sklearn.linear_model._base", "LinearModel.predict", "metrics: predict (train, test)"),
     ("sklearn.linear_model", "Ridge.predict", "metrics: predict (train, test)"),
     ("service.ml.fitting", "regression_metrics", "metrics: train and test"),
-    ("service.ml.fitting", "_regularization_path", "model's path: other"),
-    ("service.ml.fitting", "coefficient_tables", "body: coefficient tables"),
+    ("service.ml.fitting", "_regularization_path|regularization_path", "model's path: other"),
+    ("service.ml.fitting", "coefficient_tables|original_units", "body: coefficient tables"),
     ("service.ml.fitting", "penalty_notations", "body: coefficient tables"),
-    ("service.ml.fitting", "_portable_document", "body: portable document"),
+    ("service.ml.fitting", "_portable_document|portable_document", "body: portable document"),
 ]
 
 
@@ -212,6 +228,9 @@ class Sections:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             caller = sys._getframe(1).f_code.co_qualname
             name = by_caller.get(caller, by_caller[None])
+            for key, value in by_caller.items():
+                if key is not None and caller.endswith("." + key):
+                    name = value
             if name is None:
                 return original(*args, **kwargs)
             self.enter(name)
@@ -223,20 +242,23 @@ class Sections:
         setattr(owner, attribute, wrapper if kind is None else kind(wrapper))
 
     def install(self) -> None:
-        for module_name, path, section in HOOKS:
-            try:
-                owner: Any = importlib.import_module(module_name)
-                *parents, attribute = path.split(".")
-                for name in parents:
-                    owner = getattr(owner, name)
-                if isinstance(owner, type) and attribute not in owner.__dict__:
-                    raise AttributeError(attribute)
-                if not isinstance(owner, type):
-                    getattr(owner, attribute)
-            except (ImportError, AttributeError):
-                self.missing.append(f"{module_name}.{path}")
-                continue
-            self.wrap(owner, attribute, section)
+        for modules, paths, section in HOOKS:
+            for module_name, path in ((m, a) for m in modules.split("|") for a in paths.split("|")):
+                try:
+                    owner: Any = importlib.import_module(module_name)
+                    *parents, attribute = path.split(".")
+                    for name in parents:
+                        owner = getattr(owner, name)
+                    if isinstance(owner, type) and attribute not in owner.__dict__:
+                        raise AttributeError(attribute)
+                    if not isinstance(owner, type):
+                        getattr(owner, attribute)
+                except (ImportError, AttributeError):
+                    continue
+                self.wrap(owner, attribute, section)
+                break
+            else:
+                self.missing.append(f"{modules}.{paths}")
 
 
 def store_dataset(workdir: Path, n: int, p: int) -> tuple[Path, str]:
@@ -279,7 +301,7 @@ def run_job(path: Path, sha256: str, spec: JobSpec, sections: Sections) -> dict[
         orjson.dumps(outcome.summary, option=JSON_OPTIONS)
         orjson.dumps(outcome.portable, option=JSON_OPTIONS)
     wall = time.perf_counter() - started
-    return {"wall": wall, "search": outcome.summary["tuning"]["seconds"]}
+    return {"wall": wall, "search": (outcome.summary.get("tuning") or {}).get("seconds", 0.0)}
 
 
 def profile_all_threads(call: Callable[[], object]) -> pstats.Stats:
@@ -351,9 +373,17 @@ def main() -> int:
     parser.add_argument("--cprofile", action="store_true", help="cProfile one job per penalty")
     parser.add_argument("--top", type=int, default=25, help="cProfile rows printed")
     parser.add_argument("--py-spy", metavar="DIR", help="py-spy one job per penalty into DIR")
+    parser.add_argument(
+        "--prep-at-job-priority",
+        action="store_true",
+        help="what-if: the refit's preprocessing thread keeps the job's priority (not nice 19)",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: the job py-spy records
     args = parser.parse_args()
     settings = Settings()
+    if args.prep_at_job_priority:
+        # fit_job looks the initializer up when it starts the thread: this is the whole change
+        fitting._behind_the_search = lambda: None  # type: ignore[attr-defined]
     runner.reuse_freed_memory(settings.worker_reuse_memory_bytes)
     blas_threads = max(1, (os.cpu_count() or 1) // settings.workers)
     threadpool_controller().limit(limits=blas_threads)
@@ -372,6 +402,7 @@ def main() -> int:
         f"{os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}; "
         f"load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}; BLAS threads "
         f"{blas_threads} (the worker's), 30 alphas × {FOLDS} folds"
+        + ("; what-if: the prep thread NOT at nice 19" if args.prep_at_job_priority else "")
     )
     sections = Sections()
     sections.install()

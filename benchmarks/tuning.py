@@ -63,6 +63,7 @@ import contextlib
 import json
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
@@ -376,6 +377,8 @@ def main() -> int:
         "--no-gridsearch", action="store_true", help="skip the GridSearchCV columns (slow)"
     )
     args = parser.parse_args()
+    # a stopped run still stops its server (and the server its workers): SIGTERM unwinds
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = parse_sizes(args.sizes) if args.sizes else QUICK_SIZES if args.quick else FULL_SIZES
     kinds = args.kinds.split(",")
     peers_skipped = peers_available(args.peers_python)
