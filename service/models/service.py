@@ -6,8 +6,8 @@ import uuid
 from typing import Any
 
 import orjson
+from sqlalchemy import JSON, func, select
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service import errors
@@ -73,12 +73,20 @@ _ITEM_SUMMARY_PATHS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _item_summary_parts(session: Session) -> Any:
+    """One JSON array of the summary parts of ``_ITEM_SUMMARY_PATHS``, in their order."""
+    paths = list(_ITEM_SUMMARY_PATHS.values())
+    if session.get_bind().dialect.name == "sqlite":
+        # json_extract with several paths parses the document once and answers an array; a
+        # call per part parsed a 6 MB summary ten times (5 s for a page of 31 such models).
+        return func.json_extract(Model.summary, *("$." + ".".join(p) for p in paths), type_=JSON)
+    return func.json_build_array(
+        *(Model.summary[p if len(p) > 1 else p[0]] for p in paths), type_=JSON
+    )
+
+
 def list_page(*, session: Session, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
     """Lists models newest first, as compact items (see :func:`model_item`)."""
-    summary_parts = [
-        Model.summary[path if len(path) > 1 else path[0]].label(key)
-        for key, path in _ITEM_SUMMARY_PATHS.items()
-    ]
     rows = session.execute(
         select(
             Model.id,
@@ -88,14 +96,19 @@ def list_page(*, session: Session, limit: int, offset: int) -> tuple[list[dict[s
             Model.target,
             Model.created_at,
             Model.fit_seconds,
-            *summary_parts,
+            _item_summary_parts(session).label("parts"),
         )
         .order_by(Model.created_at.desc(), Model.id.desc())
         .limit(limit)
         .offset(offset)
     ).all()
     total = session.scalar(select(func.count()).select_from(Model))
-    return [model_item(row._asdict()) for row in rows], int(total or 0)
+    items = []
+    for row in rows:
+        fields = row._asdict()
+        fields.update(zip(_ITEM_SUMMARY_PATHS, fields.pop("parts"), strict=True))
+        items.append(model_item(fields))
+    return items, int(total or 0)
 
 
 def model_item(row: dict[str, Any]) -> dict[str, Any]:
