@@ -96,6 +96,11 @@ def test_categorical_and_imputed_features_match_sklearn(client: TestClient) -> N
     job = fit(client, dataset["id"], target="price", preprocessing={"impute": "median"})
     assert job["status"] == "succeeded", job
     model = client.get(f"/v1/models/{job['model_id']}").json()
+    # The list item is the model's compact form, read by the database from its summary.
+    (item,) = client.get("/v1/models").json()["items"]
+    compact = ("id", "name", "job_id", "dataset_id", "target", "created_at", "fit_seconds")
+    compact += ("penalty", "n_nonzero", "n_train", "n_test", "metrics", "tuning")
+    assert item == {key: model[key] for key in compact}
 
     X = np.empty((n, 3), dtype=object)
     X[:, 0], X[:, 1], X[:, 2] = cities, size, rooms
