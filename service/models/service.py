@@ -118,7 +118,9 @@ def list_page(*, session: Session, limit: int, offset: int) -> tuple[list[dict[s
     return items, count(session=session)
 
 
-_PREDICTOR_SUMMARY_PATHS = {key: (key,) for key in PREDICTOR_SUMMARY_KEYS}
+_PREDICTOR_SUMMARY_PATHS: dict[str, tuple[str, ...]] = {
+    key: (key,) for key in PREDICTOR_SUMMARY_KEYS
+}
 
 
 def list_predictor_page(
