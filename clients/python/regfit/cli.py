@@ -160,11 +160,11 @@ def resolve_dataset(client: Client, ref: str) -> Dataset:
         found = client.datasets(limit=1)
         if not found:
             raise _not_found("dataset", ref)
-        return found[0]
+        return client.dataset(found[0].id)  # list items leave out the column summaries
     match = next((d for d in client.iter_datasets() if d.name == ref), None)
     if match is None:
         raise _not_found("dataset", ref)
-    return match
+    return client.dataset(match.id)
 
 
 def resolve_model(client: Client, ref: str) -> Model:
@@ -175,11 +175,11 @@ def resolve_model(client: Client, ref: str) -> Model:
         found = client.models(limit=1)
         if not found:
             raise _not_found("model", ref)
-        return found[0]
+        return client.model(found[0].id)
     match = next((m for m in client.iter_models() if m.name == ref), None)
     if match is None:
         raise _not_found("model", ref)
-    return match
+    return client.model(match.id)
 
 
 def resolve_job(client: Client, ref: str) -> Job:
@@ -188,7 +188,7 @@ def resolve_job(client: Client, ref: str) -> Job:
         found = client.jobs(limit=1)
         if not found:
             raise _not_found("job", ref)
-        return found[0]
+        return client.job(found[0].id)  # list items leave out the spec echo
     return client.job(ref)
 
 
@@ -604,7 +604,7 @@ def models_list(
                 m.name or "",
                 m.penalty.estimator or m.penalty.type,
                 _num(m.penalty.alpha),
-                f"{m.n_nonzero}/{len(m.feature_names_out or m.features)}",
+                "" if m.n_nonzero is None else str(m.n_nonzero),
                 _num(test),
                 _when(m.created_at),
             )

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from regfit import __version__
 from regfit.errors import RegfitError, ServiceUnreachable
 from regfit.resources import Dataset, Job, Model, _pandas
-from regfit.schemas import JobStatus, RegularizationPath
+from regfit.schemas import JobStatus, ModelSummary, RegularizationPath
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -195,14 +195,14 @@ class Client:
 
     # --- models ------------------------------------------------------------------------
 
-    def models(self, *, limit: int = 50, offset: int = 0) -> list[Model]:
-        """Models, newest first."""
+    def models(self, *, limit: int = 50, offset: int = 0) -> list[ModelSummary]:
+        """Models, newest first, as the list's compact items (``model(id)`` has the rest)."""
         body = self._json("GET", "/v1/models", params={"limit": limit, "offset": offset})
-        return [self._bound(Model, item) for item in body["items"]]
+        return [ModelSummary.model_validate(item) for item in body["items"]]
 
-    def iter_models(self) -> Iterator[Model]:
+    def iter_models(self) -> Iterator[ModelSummary]:
         for item in self._pages("/v1/models"):
-            yield self._bound(Model, item)
+            yield ModelSummary.model_validate(item)
 
     def model(self, model_id: str) -> Model:
         return self._bound(Model, self._json("GET", f"/v1/models/{model_id}"))

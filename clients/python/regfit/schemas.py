@@ -149,6 +149,25 @@ class ModelBody(Body):
     warnings: list[Any] = []
 
 
+class ModelSummary(Body):
+    """A model as ``GET /v1/models`` lists it: identity, penalty, counts and metrics
+    (``Client.model(id)`` has the coefficients and the tuning's candidates)."""
+
+    id: str
+    name: str | None = None
+    job_id: str | None = None
+    dataset_id: str | None = None
+    target: str
+    created_at: datetime
+    fit_seconds: float | None = None
+    penalty: PenaltyEcho
+    n_nonzero: int | None = None
+    n_train: int | None = None
+    n_test: int | None = None
+    metrics: Metrics = Metrics()
+    tuning: dict[str, Any] | None = None
+
+
 class PathCV(Body):
     mean: list[float | None]
     std: list[float | None]
