@@ -15,10 +15,13 @@ import numpy as np
 from sqlalchemy.orm import configure_mappers
 
 from service.jobs import runner  # noqa: F401  (scikit-learn, pyarrow, the ORM tables)
+from service.jobs.executor import exit_with_parent
 from service.ml.fitting import fit_job
 from service.ml.spec import JobSpec
 from service.ml.tuning import threadpool_controller
 
+# The fork server goes at once when the API does (and its workers with it).
+exit_with_parent()
 configure_mappers()
 # The native thread pools, found once (each worker then only sets its limit).
 threadpool_controller()

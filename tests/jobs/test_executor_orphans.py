@@ -107,7 +107,7 @@ def _submit_running(client: httpx.Client, penalty: dict[str, Any]) -> str:
 
 
 def _wait(
-    client: httpx.Client, job_id: str, *, until: tuple[str, ...] = TERMINAL, timeout: float = 90
+    client: httpx.Client, job_id: str, *, until: tuple[str, ...] = TERMINAL, timeout: float = 180
 ) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     job: dict[str, Any] = {}
