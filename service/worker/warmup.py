@@ -18,7 +18,10 @@ from service.ml.fitting import fit_job
 from service.ml.spec import JobSpec
 from service.ml.threads import threadpool_controller
 from service.worker import runner  # noqa: F401  (scikit-learn, pyarrow, the ORM tables)
+from service.worker.local import exit_with_parent
 
+# The fork server goes at once when the API does (and its workers with it).
+exit_with_parent()
 configure_mappers()
 # The native thread pools, found once (each worker then only sets its limit).
 threadpool_controller()
