@@ -43,6 +43,7 @@ STATE_CHANGING: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOOPBACK_NAMES: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 WILDCARD_BINDS: Final = frozenset({"0.0.0.0", "::", ""})
 JSON: Final = "application/json"
+OCTET_STREAM: Final = b"application/octet-stream"
 # Content types every browser page may send cross-site without a preflight; a JSON route
 # given one of them (or none) answers 415 instead of guessing.
 _NOT_JSON: Final = ("application/x-www-form-urlencoded", "text/plain", "multipart/form-data")
@@ -155,12 +156,13 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         host = origin = fetch_site = content_type = None
-        has_body = False
+        has_body = explicit_type = False
         for name, value in scope["headers"]:
             if name == b"host":
                 host = value
             elif name == b"content-type":
                 content_type = value
+                explicit_type = True
             elif name == b"content-length":
                 has_body = value.strip() not in (b"0", b"")
             elif name == b"origin":
@@ -169,6 +171,11 @@ class RequestGuard:
                 fetch_site = value
             elif name == b"transfer-encoding":
                 has_body = True
+            elif name == b"inference-header-content-length" and not explicit_type:
+                # The Open Inference Protocol's binary tensors (tritonclient sends them
+                # without a content type). A custom header needs a CORS preflight, so no page
+                # can send it cross-site.
+                content_type = OCTET_STREAM
         refusal: errors.RegfitError | None = None
         if not self._host_allowed(host):
             refusal = errors.RegfitError(

@@ -334,6 +334,8 @@ def create_app(settings: Settings | None = None, *, start_executor: bool = True)
         lifespan=lifespan,
         default_response_class=FastJSONResponse,
         generate_unique_id_function=_operation_id,
+        # One schema per model: JobSpec reads and writes "register" alike.
+        separate_input_output_schemas=False,
         docs_url=None,  # install_docs serves them with the shipped assets
         redoc_url=None,
     )

@@ -40,6 +40,34 @@ OPERATIONS = {
     ("get", "/healthz"): "healthz",
     ("get", "/readyz"): "readyz",
     ("get", "/metrics"): "prometheus_metrics",
+    # References by version (issue 14): the same operations, named by version.
+    ("get", "/v1/models/{model_id}/versions/{version}"): "get_model_by_version",
+    ("get", "/v1/models/{model_id}/versions/{version}/export"): "export_model_by_version",
+    ("get", "/v1/models/{model_id}/versions/{version}/path"): "get_model_path_by_version",
+    ("post", "/v1/models/{model_id}/versions/{version}/predict"): "predict_by_version",
+    ("post", "/v1/models/{model_id}/invocations"): "invocations",
+    ("post", "/v1/models/{model_id}/versions/{version}/invocations"): "invocations_by_version",
+    # The registry.
+    ("post", "/v1/registry"): "create_registered_model",
+    ("get", "/v1/registry"): "list_registered_models",
+    ("get", "/v1/registry/{name}"): "get_registered_model",
+    ("patch", "/v1/registry/{name}"): "update_registered_model",
+    ("delete", "/v1/registry/{name}"): "delete_registered_model",
+    ("post", "/v1/registry/{name}/versions"): "create_model_version",
+    ("get", "/v1/registry/{name}/versions/{version}"): "get_model_version",
+    ("patch", "/v1/registry/{name}/versions/{version}"): "update_model_version",
+    ("delete", "/v1/registry/{name}/versions/{version}"): "delete_model_version",
+    ("put", "/v1/registry/{name}/aliases/{alias}"): "set_alias",
+    ("delete", "/v1/registry/{name}/aliases/{alias}"): "delete_alias",
+    # Open Inference Protocol v2.
+    ("get", "/v2/health/live"): "v2_live",
+    ("get", "/v2/health/ready"): "v2_ready",
+    ("get", "/v2/models/{name}"): "v2_metadata",
+    ("get", "/v2/models/{name}/ready"): "v2_model_ready",
+    ("post", "/v2/models/{name}/infer"): "v2_infer",
+    ("get", "/v2/models/{name}/versions/{version}"): "v2_metadata_by_version",
+    ("get", "/v2/models/{name}/versions/{version}/ready"): "v2_model_ready_by_version",
+    ("post", "/v2/models/{name}/versions/{version}/infer"): "v2_infer_by_version",
 }
 
 

@@ -27,6 +27,8 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from service import errors, state
+from service.errors import problem_responses
+from service.inference import schemas
 from service.ml import portable
 from service.models import predict_input
 from service.models import routes as model_routes
@@ -48,8 +50,8 @@ INVOCATIONS_OPENAPI: dict[str, Any] = {
                     "properties": {
                         "dataframe_split": {"type": "object"},
                         "dataframe_records": {"type": "array", "items": {"type": "object"}},
-                        "instances": {"type": "array"},
-                        "inputs": {"oneOf": [{"type": "object"}, {"type": "array"}]},
+                        "instances": {"type": "array", "items": {}},
+                        "inputs": {"oneOf": [{"type": "object"}, {"type": "array", "items": {}}]},
                         "params": {"type": "object"},
                     },
                 }
@@ -236,6 +238,8 @@ for _path, _parameters, _name in (
         invocations,
         name=_name,
         methods=["POST"],
+        response_model=schemas.Invocations,
+        responses=problem_responses(400, 404, 413, 415, 422),
         route_class_override=model_routes.RequestHandlerRoute,
         openapi_extra={**INVOCATIONS_OPENAPI, "parameters": _parameters},
     )

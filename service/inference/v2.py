@@ -29,6 +29,8 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from service import errors, state
+from service.errors import problem_responses
+from service.inference import schemas
 from service.ml import portable
 from service.models import predict_input
 from service.models import routes as model_routes
@@ -373,21 +375,34 @@ _NAME_PARAM = {"name": "name", "in": "path", "required": True, "schema": {"type"
 _VERSION_PARAM = {"name": "version", "in": "path", "required": True, "schema": {"type": "string"}}
 _JSON_BODY = {
     "requestBody": {
-        "content": {"application/json": {"schema": {"type": "object"}}},
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            # The binary tensor extension: a JSON header, then raw tensors.
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
         "required": True,
     }
 }
 
-router.add_api_route("/health/live", live, methods=["GET"], name="v2_live")
-router.add_api_route("/health/ready", ready, methods=["GET"], name="v2_ready")
+router.add_api_route(
+    "/health/live", live, methods=["GET"], name="v2_live", response_model=schemas.V2Live
+)
+router.add_api_route(
+    "/health/ready",
+    ready,
+    methods=["GET"],
+    name="v2_ready",
+    response_model=schemas.V2Ready,
+    responses=problem_responses(503),
+)
 for _prefix, _params in (
     ("/models/{name}/versions/{version}", [_NAME_PARAM, _VERSION_PARAM]),
     ("/models/{name}", [_NAME_PARAM]),
 ):
-    for _suffix, _endpoint, _method, _extra in (
-        ("", metadata, "GET", {}),
-        ("/ready", model_ready, "GET", {}),
-        ("/infer", infer, "POST", _JSON_BODY),
+    for _suffix, _endpoint, _method, _extra, _response in (
+        ("", metadata, "GET", {}, schemas.V2ModelMetadata),
+        ("/ready", model_ready, "GET", {}, schemas.V2ModelReady),
+        ("/infer", infer, "POST", _JSON_BODY, schemas.V2InferResponse),
     ):
         router.add_api_route(
             _prefix + _suffix,
@@ -396,4 +411,6 @@ for _prefix, _params in (
             route_class_override=model_routes.RequestHandlerRoute,
             openapi_extra={**_extra, "parameters": _params},
             name=f"v2_{_endpoint.__name__}" + ("_by_version" if "{version}" in _prefix else ""),
+            response_model=_response,
+            responses=problem_responses(400, 404, 413, 415, 422),
         )

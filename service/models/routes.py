@@ -21,12 +21,10 @@ from service.ml import portable
 from service.models import predict_input
 from service.models import service as models
 from service.models.schemas import (
-    ModelOut,
-    ModelPage,
+    ModelListPage,
+    ModelView,
     PortableModel,
     Predictions,
-    PredictorModelOut,
-    PredictorModelPage,
     PredictRecords,
     PredictRows,
     RegularizationPath,
@@ -186,7 +184,7 @@ router.add_api_route(
 )
 
 
-@router.get("", response_model=ModelPage | PredictorModelPage, responses=problem_responses(422))
+@router.get("", response_model=ModelListPage, responses=problem_responses(422))
 def list_models(request: Request, session: ReadSession, page: PageParams) -> Response:
     """Lists models, newest first, as compact items (``GET /v1/models/{id}`` has the rest);
     a predictor key gets each model's predictor view."""
@@ -203,9 +201,7 @@ def list_models(request: Request, session: ReadSession, page: PageParams) -> Res
 # and their schemas document them (the contract tests check every response against them).
 
 
-@router.get(
-    "/{model_id}", response_model=ModelOut | PredictorModelOut, responses=problem_responses(404)
-)
+@router.get("/{model_id}", response_model=ModelView, responses=problem_responses(404))
 def get_model(ref: refs.ResolvedRef, request: Request, session: ReadSession) -> Response:
     """A model: features, penalty (both notations), coefficients, metrics, tuning.
 
@@ -234,7 +230,7 @@ def get_model_path(ref: refs.ResolvedRef, session: ReadSession) -> Response:
 
 
 for _endpoint, _suffix, _model in (
-    (get_model, "", ModelOut | PredictorModelOut),
+    (get_model, "", ModelView),
     (export_model, "/export", PortableModel),
     (get_model_path, "/path", RegularizationPath),
 ):

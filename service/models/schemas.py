@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from service.ml.spec import CVSpec, PenaltyKind, PreprocessingSpec, Scoring, SplitSpec
 
@@ -291,3 +291,11 @@ class Predictions(_Body):
     model_id: str = Field(description="The model that answered")
     name: str | None = Field(description="The registered name the request named, if any")
     version: int | None = Field(description="The registered version that answered, if any")
+
+
+class ModelView(RootModel[ModelOut | PredictorModelOut]):
+    """A model: the full body, or the predictor view a predictor key gets."""
+
+
+class ModelListPage(RootModel[ModelPage | PredictorModelPage]):
+    """A page of models: compact items, or the predictor views a predictor key gets."""
