@@ -43,7 +43,10 @@ STATE_CHANGING: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOOPBACK_NAMES: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 WILDCARD_BINDS: Final = frozenset({"0.0.0.0", "::", ""})
 JSON: Final = "application/json"
-OCTET_STREAM: Final = b"application/octet-stream"
+# A route whose OpenAPI extra sets this takes a body without a content type too: the Open
+# Inference Protocol's clients (tritonclient) send none. A cross-site page's POST still meets
+# the Origin check first.
+UNTYPED_BODY: Final = "x-regfit-untyped-body"
 # Content types every browser page may send cross-site without a preflight; a JSON route
 # given one of them (or none) answers 415 instead of guessing.
 _NOT_JSON: Final = ("application/x-www-form-urlencoded", "text/plain", "multipart/form-data")
@@ -104,7 +107,9 @@ def _body_media_types(route: APIRoute) -> frozenset[str] | None:
     """The content types a route's body may have; ``None`` when the route checks itself."""
     extra = (route.openapi_extra or {}).get("requestBody", {}).get("content")
     if extra:
-        media = frozenset(extra)
+        media = frozenset(extra) | (
+            {""} if (route.openapi_extra or {}).get(UNTYPED_BODY) else set()
+        )
         # Routes that take files read their own type (and answer 415 themselves).
         return None if "multipart/form-data" in media else media
     if route.body_field is not None:
@@ -156,13 +161,12 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         host = origin = fetch_site = content_type = None
-        has_body = explicit_type = False
+        has_body = False
         for name, value in scope["headers"]:
             if name == b"host":
                 host = value
             elif name == b"content-type":
                 content_type = value
-                explicit_type = True
             elif name == b"content-length":
                 has_body = value.strip() not in (b"0", b"")
             elif name == b"origin":
@@ -171,11 +175,6 @@ class RequestGuard:
                 fetch_site = value
             elif name == b"transfer-encoding":
                 has_body = True
-            elif name == b"inference-header-content-length" and not explicit_type:
-                # The Open Inference Protocol's binary tensors (tritonclient sends them
-                # without a content type). A custom header needs a CORS preflight, so no page
-                # can send it cross-site.
-                content_type = OCTET_STREAM
         refusal: errors.RegfitError | None = None
         if not self._host_allowed(host):
             refusal = errors.RegfitError(
@@ -290,9 +289,9 @@ def _media_refusal(
     )
     return errors.UnsupportedMediaType(
         f"content type {media or 'none'!r} is not accepted here; the body must be "
-        f"{' or '.join(sorted(accepted))}{hint}",
+        f"{' or '.join(sorted(accepted - {''}))}{hint}",
         errors=[errors.field_error("header:/content-type", "unsupported content type")],
-        accepted=sorted(accepted),
+        accepted=sorted(accepted - {""}),
     )
 
 

@@ -28,7 +28,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from service import errors, state
+from service import errors, guard, state
 from service.errors import problem_responses
 from service.inference import schemas
 from service.ml import portable
@@ -381,7 +381,8 @@ _JSON_BODY = {
             "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
         },
         "required": True,
-    }
+    },
+    guard.UNTYPED_BODY: True,
 }
 
 router.add_api_route(
