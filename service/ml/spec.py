@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     StrictFloat,
     StrictInt,
@@ -29,6 +30,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 PenaltyKind = Literal["l1", "l2", "elasticnet"]
+Task = Literal["regression", "classification"]
 Scoring = Literal[
     "r2", "neg_mean_squared_error", "neg_root_mean_squared_error", "neg_mean_absolute_error"
 ]
@@ -94,6 +96,11 @@ class PenaltySpec(_Spec):
     max_iter: Annotated[int, Field(ge=1, le=MAX_ITER, strict=True)] | None = None
     tol: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)] = 1e-4
     positive: bool = False
+    # LogisticRegression's (task "classification" only; see service.ml.estimators.logistic).
+    C: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)] | None = None
+    class_weight: Literal["balanced"] | None = None
+    # Whether the job gave alpha itself (the validator fills the default 1.0 otherwise).
+    _alpha_given: bool = PrivateAttr(default=False)
 
     @field_validator("tol")
     @classmethod
@@ -114,8 +121,15 @@ class PenaltySpec(_Spec):
     @model_validator(mode="after")
     def _check_penalty_form(self) -> Self:
         kind = PENALTY_ALIASES[self.type] if self.type is not None else None
+        self._alpha_given = self.alpha is not None
+        if self.C is not None and self.alpha is not None:
+            raise _spec_error(
+                "penalty_alpha_C",
+                "give alpha (regression) or C (classification), not both",
+                at=("C",),
+            )
         if self.uses_lambda_form:
-            sklearn_keys = [k for k in ("alpha", "l1_ratio") if getattr(self, k) is not None]
+            sklearn_keys = [k for k in ("alpha", "l1_ratio", "C") if getattr(self, k) is not None]
             if sklearn_keys:
                 raise _spec_error(
                     "penalty_form",
@@ -152,7 +166,7 @@ class PenaltySpec(_Spec):
                 at=("l1_ratio",),
             )
         self.type = kind
-        if self.alpha is None:
+        if self.alpha is None and self.C is None:
             self.alpha = 1.0
         if kind == "elasticnet" and self.l1_ratio is None:
             self.l1_ratio = 0.5
@@ -200,6 +214,8 @@ class SplitSpec(_Spec):
     test_size: StrictInt | StrictFloat = 0.2
     shuffle: bool = True
     random_state: Seed | None = 0
+    # ``train_test_split(stratify=y)``; None: true for classification, false for regression.
+    stratify: bool | None = None
 
     @field_validator("test_size")
     @classmethod
@@ -398,6 +414,7 @@ class JobSpec(_Spec):
 
     dataset_id: Annotated[str, Field(min_length=1)]
     target: Annotated[str, Field(min_length=1)]
+    task: Task = "regression"
     features: list[str] | None = None
     penalty: PenaltySpec
     preprocessing: PreprocessingSpec = Field(default_factory=PreprocessingSpec)
@@ -436,6 +453,7 @@ class JobSpec(_Spec):
                 f"the target {self.target!r} cannot also be a feature",
                 at=("features", self.features.index(self.target)),
             )
+        self._check_task()
         space = self.tuning.space if self.tuning is not None else {}
         searched_kinds = space.get("penalty")
         if self.penalty.uses_lambda_form and searched_kinds is not None:
@@ -464,3 +482,47 @@ class JobSpec(_Spec):
                     at=("tuning", "space", "l1_ratio"),
                 )
         return self
+
+    def _check_task(self) -> None:
+        """The penalty's and split's fields must belong to the job's task."""
+        penalty = self.penalty
+        if self.task == "regression":
+            for key in ("C", "class_weight"):
+                if getattr(penalty, key) is not None:
+                    raise _spec_error(
+                        "task_classification_only",
+                        f"penalty.{key} applies to task 'classification' (LogisticRegression); "
+                        f"this job's task is 'regression' (use alpha)",
+                        at=("penalty", key),
+                    )
+            if self.split.stratify:
+                raise _spec_error(
+                    "task_classification_only",
+                    "split.stratify applies to task 'classification' only",
+                    at=("split", "stratify"),
+                )
+            return
+        if penalty._alpha_given:
+            raise _spec_error(
+                "task_regression_only",
+                "penalty.alpha applies to regression; a classifier's regularization is C "
+                "(LogisticRegression's inverse regularization strength)",
+                at=("penalty", "alpha"),
+            )
+        if penalty.positive:
+            raise _spec_error(
+                "task_regression_only",
+                "penalty.positive applies to regression only",
+                at=("penalty", "positive"),
+            )
+        if not penalty.uses_lambda_form:
+            penalty.alpha = None
+            if penalty.C is None:
+                penalty.C = 1.0
+        if self.split.stratify is None:
+            self.split.stratify = True
+
+    @property
+    def stratified(self) -> bool:
+        """Whether the train/test split is stratified by the target."""
+        return bool(self.split.stratify)
