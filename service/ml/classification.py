@@ -43,6 +43,7 @@ from service.ml.estimators.logistic import (
 from service.ml.metrics import finite_or_none
 from service.ml.penalties import penalty_notations
 from service.ml.pipeline import Columns, DesignTransformer, FeatureLayout, select_features
+from service.ml.portable_classifier import make_classifier_document
 from service.ml.spec import JobSpec, PenaltySpec, SplitSpec
 
 Label = str | int | float | bool
@@ -193,6 +194,7 @@ class ClassifierFit:
     otherwise) and one column per design column; ``intercepts`` one entry per row.
     """
 
+    document: dict[str, Any]
     layout: FeatureLayout
     design: DesignTransformer
     feature_names_out: list[str]
@@ -214,6 +216,7 @@ def fit_classifier(
     spec: JobSpec,
     *,
     max_classes: int,
+    training_sha256: str = "",
     stored_dtypes: Mapping[str, str] | None = None,
 ) -> ClassifierFit:
     """Fit a ``task: "classification"`` job on its (stratified) training split.
@@ -245,20 +248,44 @@ def fit_classifier(
     test_metrics = None
     if X_test is not None:
         test_metrics = classification_metrics(y[test], estimator.predict_proba(X_test), classes)
+    coef = np.asarray(estimator.coef_, dtype=np.float64)
+    intercepts = np.asarray(estimator.intercept_, dtype=np.float64)
+    if not (np.isfinite(coef).all() and np.isfinite(intercepts).all()):
+        raise FitError("the fit produced non-finite coefficients; try a smaller C or scaling")
+    labels = [_plain(c) for c in classes]
+    notations = {**penalty_notations(penalty, len(train)), **_classifier_echo(penalty)}
+    kinds = {name: "numeric" for name in layout.numeric}
+    kinds.update({name: "categorical" for name in layout.categorical})
+    document = make_classifier_document(
+        classes=labels,
+        coef=coef,
+        intercepts=intercepts,
+        target=layout.target,
+        features=[
+            {"name": name, "kind": kinds[name], "dtype": layout.dtypes[name]}
+            for name in layout.features
+        ],
+        numeric=design.numeric_parameters(),
+        categorical=design.categorical_parameters(),
+        feature_names_out=design.feature_names_out_,
+        penalty=notations,
+        training_data_sha256=training_sha256,
+    )
     messages: list[str] = []
     for record in caught:
         text = f"{record.category.__name__}: {record.message}"
         if text not in messages:
             messages.append(text)
     return ClassifierFit(
+        document=document,
         layout=layout,
         design=design,
         feature_names_out=list(design.feature_names_out_),
-        classes=[_plain(c) for c in classes],
+        classes=labels,
         penalty=penalty,
-        notations={**penalty_notations(penalty, len(train)), **_classifier_echo(penalty)},
-        coef=np.asarray(estimator.coef_, dtype=np.float64),
-        intercepts=np.asarray(estimator.intercept_, dtype=np.float64),
+        notations=notations,
+        coef=coef,
+        intercepts=intercepts,
         train_metrics=train_metrics,
         test_metrics=test_metrics,
         n_train=len(train),
