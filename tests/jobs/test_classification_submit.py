@@ -61,3 +61,19 @@ def test_more_classes_than_the_limit_names_the_count(few_classes_client: TestCli
     assert (
         "5 distinct values, more than 3 classes (REGFIT_MAX_CLASSES)" in response.json()["detail"]
     )
+
+
+def test_a_classification_job_is_not_queued_as_a_regression(client: TestClient) -> None:
+    dataset_id = _upload(client, 3)
+    response = client.post(
+        "/v1/jobs",
+        json={
+            "dataset_id": dataset_id,
+            "target": "label",
+            "task": "classification",
+            "penalty": {"type": "l2", "C": 1.0},
+        },
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["loc"] == "/task"
+    assert client.get("/v1/jobs").json()["total"] == 0
