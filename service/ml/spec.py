@@ -18,7 +18,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     SerializerFunctionWrapHandler,
     StrictFloat,
     StrictInt,
@@ -65,6 +64,14 @@ def _spec_error(kind: str, message: str, at: tuple[str | int, ...] = ()) -> Pyda
     return PydanticCustomError(kind, message, {"at": at} if at else None)
 
 
+def _without_unset(dumped: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """``dumped`` without those of ``keys`` that are None (fields a task leaves unset)."""
+    for key in keys:
+        if dumped.get(key) is None:
+            dumped.pop(key, None)
+    return dumped
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -99,8 +106,6 @@ class PenaltySpec(_Spec):
     # LogisticRegression's (task "classification" only; see service.ml.estimators.logistic).
     C: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)] | None = None
     class_weight: Literal["balanced"] | None = None
-    # Whether the job gave alpha itself (the validator fills the default 1.0 otherwise).
-    _alpha_given: bool = PrivateAttr(default=False)
 
     @field_validator("tol")
     @classmethod
@@ -113,6 +118,11 @@ class PenaltySpec(_Spec):
             )
         return value
 
+    @model_serializer(mode="wrap")
+    def _echo(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A regressor's penalty echoes as it always has: unset classifier fields are left out.
+        return _without_unset(handler(self), ("C", "class_weight"))
+
     @property
     def uses_lambda_form(self) -> bool:
         """Whether the penalty was given as ``lambda1``/``lambda2``."""
@@ -121,7 +131,6 @@ class PenaltySpec(_Spec):
     @model_validator(mode="after")
     def _check_penalty_form(self) -> Self:
         kind = PENALTY_ALIASES[self.type] if self.type is not None else None
-        self._alpha_given = self.alpha is not None
         if self.C is not None and self.alpha is not None:
             raise _spec_error(
                 "penalty_alpha_C",
@@ -216,6 +225,10 @@ class SplitSpec(_Spec):
     random_state: Seed | None = 0
     # ``train_test_split(stratify=y)``; None: true for classification, false for regression.
     stratify: bool | None = None
+
+    @model_serializer(mode="wrap")
+    def _echo(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _without_unset(handler(self), ("stratify",))
 
     @field_validator("test_size")
     @classmethod
@@ -427,6 +440,14 @@ class JobSpec(_Spec):
     name: Annotated[str, Field(max_length=200)] | None = None
     register_model: RegisterSpec | None = Field(default=None, alias="register")
 
+    @model_serializer(mode="wrap")
+    def _echo(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A regression job echoes as it always has (the task is its default).
+        dumped: dict[str, Any] = handler(self)
+        if dumped.get("task") == "regression":
+            dumped.pop("task")
+        return dumped
+
     @field_validator("features")
     @classmethod
     def _check_features(cls, features: list[str] | None) -> list[str] | None:
@@ -444,6 +465,21 @@ class JobSpec(_Spec):
                 at=(features.index(duplicates[0], features.index(duplicates[0]) + 1),),
             )
         return features
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_classifier_alpha(cls, data: Any) -> Any:
+        # Before validation: the penalty fills a default alpha that a classifier then drops.
+        if isinstance(data, dict) and data.get("task") == "classification":
+            penalty = data.get("penalty")
+            if isinstance(penalty, dict) and penalty.get("alpha") is not None:
+                raise _spec_error(
+                    "task_regression_only",
+                    "penalty.alpha applies to regression; a classifier's regularization is C "
+                    "(LogisticRegression's inverse regularization strength)",
+                    at=("penalty", "alpha"),
+                )
+        return data
 
     @model_validator(mode="after")
     def _check_job(self) -> Self:
@@ -502,13 +538,6 @@ class JobSpec(_Spec):
                     at=("split", "stratify"),
                 )
             return
-        if penalty._alpha_given:
-            raise _spec_error(
-                "task_regression_only",
-                "penalty.alpha applies to regression; a classifier's regularization is C "
-                "(LogisticRegression's inverse regularization strength)",
-                at=("penalty", "alpha"),
-            )
         if penalty.positive:
             raise _spec_error(
                 "task_regression_only",
