@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     # One-hot columns per text feature (rare values share an "infrequent" column, as
     # OneHotEncoder(max_categories=…)); a job's preprocessing may lower it.
     max_categories: int = Field(default=100, ge=2)
+    # Distinct target values a classification job may have (task "classification").
+    max_classes: int = Field(default=100, ge=2)
     # The design matrix a job may build (rows × columns × 8 bytes, times the copies its search
     # holds); beyond it the job is refused at submit or fails before building it.
     max_design_bytes: int = Field(default=4 * 1024**3, ge=1)

@@ -34,7 +34,50 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 _TEXT_DTYPES = ("string", "large_string", "utf8", "large_utf8", "str", "text")
 
 
-def _check_columns(spec: JobSpec, columns: list[dict[str, Any]]) -> None:
+def _target_problems(
+    spec: JobSpec, column: dict[str, Any], max_classes: int
+) -> list[dict[str, Any]]:
+    """A text or boolean target needs ``task: "classification"``; a classification target
+    may have at most ``max_classes`` distinct values (REGFIT_MAX_CLASSES; a numeric target's
+    count is checked when the job runs, from the values)."""
+    dtype = str(column.get("dtype", "")).lower()
+    text = dtype in _TEXT_DTYPES
+    if spec.task == "regression" and (text or dtype in ("bool", "boolean")):
+        kind = "text" if text else "boolean"
+        return [
+            errors.field_error(
+                "/target",
+                f"target column {spec.target!r} is {kind}, not numeric: to predict its "
+                f'labels set "task": "classification"',
+            )
+        ]
+    if spec.task == "classification" and text:
+        distinct = column.get("n_unique")
+        if distinct is None or distinct > max_classes:
+            count = "more than 10000" if distinct is None else str(distinct)
+            return [
+                errors.field_error(
+                    "/target",
+                    f"target column {spec.target!r} has {count} distinct values, more than "
+                    f"{max_classes} classes (REGFIT_MAX_CLASSES)",
+                )
+            ]
+    return []
+
+
+def _check_task_served(spec: JobSpec) -> None:
+    """Refuse a classification job until the worker, the model documents and predict serve
+    one (issue 12): fitting it as a regression would answer a different question."""
+    if spec.task == "classification":
+        detail = (
+            "task 'classification' is validated but not yet trained by the job API "
+            "(issue 12: service.ml.classification fits it; the worker and model routes "
+            "do not serve it yet)"
+        )
+        raise errors.InvalidInput(detail, errors=[errors.field_error("/task", detail)])
+
+
+def _check_columns(spec: JobSpec, columns: list[dict[str, Any]], max_classes: int) -> None:
     names = [c["name"] for c in columns]
     by_name = {c["name"]: c for c in columns}
     problems = []
@@ -44,10 +87,8 @@ def _check_columns(spec: JobSpec, columns: list[dict[str, Any]]) -> None:
                 "/target", f"column {spec.target!r} is not in the dataset; columns: {names[:50]}"
             )
         )
-    elif str(by_name[spec.target].get("dtype", "")).lower() in _TEXT_DTYPES:
-        problems.append(
-            errors.field_error("/target", f"target column {spec.target!r} is not numeric")
-        )
+    else:
+        problems.extend(_target_problems(spec, by_name[spec.target], max_classes))
     for i, feature in enumerate(spec.features or []):
         if feature not in by_name:
             problems.append(
@@ -215,7 +256,8 @@ def create_job(
             f"dataset {spec.dataset_id!r} does not exist",
             errors=[errors.field_error("/dataset_id", "no dataset with this id")],
         ) from exc
-    _check_columns(spec, dataset.columns)
+    _check_columns(spec, dataset.columns, settings.max_classes)
+    _check_task_served(spec)
     spec = _bound_categories(spec, settings)
     _check_design(spec, dataset, settings.max_design_bytes)
     _check_split(spec, dataset.n_rows)

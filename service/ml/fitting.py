@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 
 from service.ml import estimators
-from service.ml.errors import FitCancelled
+from service.ml.errors import FitCancelled, FitError
 from service.ml.fitted import (
     FitResult,
     comparison_nonzero,
@@ -220,6 +220,11 @@ def fit_job(
     FitCancelled
         When ``should_stop()`` turns true.
     """
+    if spec.task != "regression":
+        raise FitError(
+            f"fit_job fits regression jobs; task {spec.task!r} is fitted by "
+            f"service.ml.classification.fit_classifier"
+        )
     layout = select_features(
         columns, target=spec.target, features=spec.features, prep=spec.preprocessing
     )

@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 PenaltyKind = Literal["l1", "l2", "elasticnet"]
+Task = Literal["regression", "classification"]
 Scoring = Literal[
     "r2", "neg_mean_squared_error", "neg_root_mean_squared_error", "neg_mean_absolute_error"
 ]
@@ -63,6 +64,14 @@ def _spec_error(kind: str, message: str, at: tuple[str | int, ...] = ()) -> Pyda
     return PydanticCustomError(kind, message, {"at": at} if at else None)
 
 
+def _without_unset(dumped: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """``dumped`` without those of ``keys`` that are None (fields a task leaves unset)."""
+    for key in keys:
+        if dumped.get(key) is None:
+            dumped.pop(key, None)
+    return dumped
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -94,6 +103,9 @@ class PenaltySpec(_Spec):
     max_iter: Annotated[int, Field(ge=1, le=MAX_ITER, strict=True)] | None = None
     tol: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)] = 1e-4
     positive: bool = False
+    # LogisticRegression's (task "classification" only; see service.ml.estimators.logistic).
+    C: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)] | None = None
+    class_weight: Literal["balanced"] | None = None
 
     @field_validator("tol")
     @classmethod
@@ -106,6 +118,11 @@ class PenaltySpec(_Spec):
             )
         return value
 
+    @model_serializer(mode="wrap")
+    def _echo(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A regressor's penalty echoes as it always has: unset classifier fields are left out.
+        return _without_unset(handler(self), ("C", "class_weight"))
+
     @property
     def uses_lambda_form(self) -> bool:
         """Whether the penalty was given as ``lambda1``/``lambda2``."""
@@ -114,8 +131,14 @@ class PenaltySpec(_Spec):
     @model_validator(mode="after")
     def _check_penalty_form(self) -> Self:
         kind = PENALTY_ALIASES[self.type] if self.type is not None else None
+        if self.C is not None and self.alpha is not None:
+            raise _spec_error(
+                "penalty_alpha_C",
+                "give alpha (regression) or C (classification), not both",
+                at=("C",),
+            )
         if self.uses_lambda_form:
-            sklearn_keys = [k for k in ("alpha", "l1_ratio") if getattr(self, k) is not None]
+            sklearn_keys = [k for k in ("alpha", "l1_ratio", "C") if getattr(self, k) is not None]
             if sklearn_keys:
                 raise _spec_error(
                     "penalty_form",
@@ -152,7 +175,7 @@ class PenaltySpec(_Spec):
                 at=("l1_ratio",),
             )
         self.type = kind
-        if self.alpha is None:
+        if self.alpha is None and self.C is None:
             self.alpha = 1.0
         if kind == "elasticnet" and self.l1_ratio is None:
             self.l1_ratio = 0.5
@@ -200,6 +223,12 @@ class SplitSpec(_Spec):
     test_size: StrictInt | StrictFloat = 0.2
     shuffle: bool = True
     random_state: Seed | None = 0
+    # ``train_test_split(stratify=y)``; None: true for classification, false for regression.
+    stratify: bool | None = None
+
+    @model_serializer(mode="wrap")
+    def _echo(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return _without_unset(handler(self), ("stratify",))
 
     @field_validator("test_size")
     @classmethod
@@ -398,6 +427,7 @@ class JobSpec(_Spec):
 
     dataset_id: Annotated[str, Field(min_length=1)]
     target: Annotated[str, Field(min_length=1)]
+    task: Task = "regression"
     features: list[str] | None = None
     penalty: PenaltySpec
     preprocessing: PreprocessingSpec = Field(default_factory=PreprocessingSpec)
@@ -409,6 +439,14 @@ class JobSpec(_Spec):
 
     name: Annotated[str, Field(max_length=200)] | None = None
     register_model: RegisterSpec | None = Field(default=None, alias="register")
+
+    @model_serializer(mode="wrap")
+    def _echo(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A regression job echoes as it always has (the task is its default).
+        dumped: dict[str, Any] = handler(self)
+        if dumped.get("task") == "regression":
+            dumped.pop("task")
+        return dumped
 
     @field_validator("features")
     @classmethod
@@ -428,6 +466,21 @@ class JobSpec(_Spec):
             )
         return features
 
+    @model_validator(mode="before")
+    @classmethod
+    def _check_classifier_alpha(cls, data: Any) -> Any:
+        # Before validation: the penalty fills a default alpha that a classifier then drops.
+        if isinstance(data, dict) and data.get("task") == "classification":
+            penalty = data.get("penalty")
+            if isinstance(penalty, dict) and penalty.get("alpha") is not None:
+                raise _spec_error(
+                    "task_regression_only",
+                    "penalty.alpha applies to regression; a classifier's regularization is C "
+                    "(LogisticRegression's inverse regularization strength)",
+                    at=("penalty", "alpha"),
+                )
+        return data
+
     @model_validator(mode="after")
     def _check_job(self) -> Self:
         if self.features is not None and self.target in self.features:
@@ -436,6 +489,7 @@ class JobSpec(_Spec):
                 f"the target {self.target!r} cannot also be a feature",
                 at=("features", self.features.index(self.target)),
             )
+        self._check_task()
         space = self.tuning.space if self.tuning is not None else {}
         searched_kinds = space.get("penalty")
         if self.penalty.uses_lambda_form and searched_kinds is not None:
@@ -464,3 +518,40 @@ class JobSpec(_Spec):
                     at=("tuning", "space", "l1_ratio"),
                 )
         return self
+
+    def _check_task(self) -> None:
+        """The penalty's and split's fields must belong to the job's task."""
+        penalty = self.penalty
+        if self.task == "regression":
+            for key in ("C", "class_weight"):
+                if getattr(penalty, key) is not None:
+                    raise _spec_error(
+                        "task_classification_only",
+                        f"penalty.{key} applies to task 'classification' (LogisticRegression); "
+                        f"this job's task is 'regression' (use alpha)",
+                        at=("penalty", key),
+                    )
+            if self.split.stratify:
+                raise _spec_error(
+                    "task_classification_only",
+                    "split.stratify applies to task 'classification' only",
+                    at=("split", "stratify"),
+                )
+            return
+        if penalty.positive:
+            raise _spec_error(
+                "task_regression_only",
+                "penalty.positive applies to regression only",
+                at=("penalty", "positive"),
+            )
+        if not penalty.uses_lambda_form:
+            penalty.alpha = None
+            if penalty.C is None:
+                penalty.C = 1.0
+        if self.split.stratify is None:
+            self.split.stratify = True
+
+    @property
+    def stratified(self) -> bool:
+        """Whether the train/test split is stratified by the target."""
+        return bool(self.split.stratify)

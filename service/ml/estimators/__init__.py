@@ -1,6 +1,9 @@
 """Estimator families behind one registry (see :mod:`.base` for what a family provides)."""
 
-from service.ml.estimators import linear  # noqa: F401  (registers Lasso, Ridge, ElasticNet)
+from service.ml.estimators import (
+    linear,  # noqa: F401  (registers Lasso, Ridge, ElasticNet)
+    logistic,  # noqa: F401  (registers LogisticRegression)
+)
 from service.ml.estimators.base import (
     EstimatorFamily,
     Penalty,

@@ -118,6 +118,8 @@ class Penalty:
     lambda1, lambda2 : float or None
         The seed-notation values as the user gave them (echoed verbatim), or None when
         the penalty was given in scikit-learn's form.
+    C, class_weight : float or str or None
+        ``LogisticRegression``'s (a classifier's ``alpha`` is ``1/C``); None for a regressor.
     """
 
     kind: str
@@ -129,6 +131,8 @@ class Penalty:
     positive: bool
     lambda1: float | None = None
     lambda2: float | None = None
+    C: float | None = None
+    class_weight: str | None = None
 
     @property
     def family(self) -> EstimatorFamily:
