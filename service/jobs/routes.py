@@ -14,7 +14,7 @@ from service.errors import problem_responses
 from service.jobs import service as jobs
 from service.jobs.schemas import JobOut, JobPage, JobStatus
 from service.ml.errors import FitError
-from service.ml.pipeline import design_bytes
+from service.ml.preprocessing import design_bytes
 from service.ml.search.candidates import count_candidates
 from service.ml.spec import JobSpec
 from service.ml.split import split_sizes

@@ -26,7 +26,7 @@ from service.db import Database
 from service.jobs import service as jobs
 from service.ml import errors as ml_errors
 from service.ml import fitting
-from service.ml.pipeline import (
+from service.ml.preprocessing import (
     Columns,
     ColumnTable,
     check_design_budget,
