@@ -45,10 +45,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from service import errors, observability
 from service.config import Settings
 from service.db import Database, utcnow
+from service.http.responses import problem_response
 from service.observability import RouteTable
 from service.state import STATE_KEY
 from service.tables import ApiKey
-from service.web import problem_response
 
 log = logging.getLogger("regfit.auth")
 

@@ -31,6 +31,8 @@ from service.datasets import schemas as dataset_schemas
 from service.datasets import storage as dataset_storage
 from service.db import Database
 from service.errors import problem_responses
+from service.http.dependencies import AppState
+from service.http.responses import FastJSONResponse, problem_response
 from service.inference import invocations as invocation_routes
 from service.inference import v2 as v2_routes
 from service.jobs import routes as job_routes
@@ -39,7 +41,6 @@ from service.models.cache import CompiledModelCache
 from service.registry import routes as registry_routes
 from service.registry.refs import RefCache
 from service.state import STATE_KEY, State
-from service.web import AppState, FastJSONResponse, problem_response
 from service.worker import executor as job_executor
 
 log = logging.getLogger("regfit")

@@ -27,11 +27,11 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from service import errors, state
+from service.http.responses import problem_response
 from service.ml import portable
 from service.models import predict_input
 from service.models import routes as model_routes
 from service.registry import refs
-from service.web import problem_response
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 

@@ -29,13 +29,13 @@ from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
 from service import errors, state
+from service.http.responses import FastJSONResponse, problem_response
 from service.ml import portable
 from service.models import predict_input
 from service.models import routes as model_routes
 from service.registry import refs
 from service.registry import service as registry
 from service.registry.service import Resolved
-from service.web import FastJSONResponse, problem_response
 
 router = APIRouter(prefix="/v2", tags=["inference v2"])
 
