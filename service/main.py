@@ -23,14 +23,15 @@ from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from service import __version__, auth, errors, guard, migrate, observability
-from service.body_limit import BodyLimitMiddleware
+from service import __version__, auth, errors, migrate, observability
 from service.config import Settings, get_settings
 from service.datasets import routes as dataset_routes
 from service.datasets import schemas as dataset_schemas
 from service.datasets import storage as dataset_storage
 from service.db import Database
 from service.errors import problem_responses
+from service.http import guard
+from service.http.body_limit import BodyLimitMiddleware
 from service.http.dependencies import AppState
 from service.http.responses import FastJSONResponse, problem_response
 from service.inference import invocations as invocation_routes
