@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
 
 from service.config import Settings
-from service.datasets import storage
+from service.datasets import reader, storage
 from service.datasets.schemas import SyntheticSpec
 from service.db import after_commit, after_rollback
 from service.errors import InvalidInput, MalformedJSON, NotFound, field_error
@@ -271,7 +271,7 @@ def rows_page(
         names = [column["name"] for column in dataset.columns]
         rows: list[list[Any]] = []
     else:
-        names, rows = storage.read_rows(
+        names, rows = reader.read_rows(
             storage.dataset_path(settings, dataset), offset=offset, limit=limit
         )
     return {

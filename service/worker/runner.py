@@ -20,8 +20,8 @@ from sqlalchemy.exc import OperationalError
 
 from service import errors
 from service.config import Settings
+from service.datasets import reader, storage
 from service.datasets import service as datasets
-from service.datasets import storage
 from service.db import Database
 from service.jobs import service as jobs
 from service.ml import errors as ml_errors
@@ -137,7 +137,7 @@ def _dataset_columns(path: Path, sha256: str, max_bytes: int) -> Columns:
     if _last_dataset is not None and _last_dataset[0] == key:
         return _last_dataset[1]
     _last_dataset = None  # let the previous dataset go before reading the next one
-    columns = storage.read_columns(path)
+    columns = reader.read_columns(path)
     size = 0
     for values in columns.values():
         values.flags.writeable = False  # shared by later jobs: nobody may change them
