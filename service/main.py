@@ -25,9 +25,9 @@ from starlette.requests import ClientDisconnect
 
 from service import __version__, auth, errors, migrate, observability
 from service.config import Settings, get_settings
+from service.datasets import files as dataset_files
 from service.datasets import routes as dataset_routes
 from service.datasets import schemas as dataset_schemas
-from service.datasets import storage as dataset_storage
 from service.db import Database
 from service.errors import problem_responses
 from service.http import guard
@@ -165,7 +165,7 @@ async def sweep_partial_files_forever(settings: Settings) -> None:
         try:
             removed = await to_thread.run_sync(
                 functools.partial(
-                    dataset_storage.sweep_partial_files,
+                    dataset_files.sweep_partial_files,
                     settings.data_dir,
                     older_than_seconds=settings.partial_file_max_age_seconds,
                 )
@@ -307,7 +307,7 @@ def create_app(settings: Settings | None = None, *, start_executor: bool = True)
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, State]]:
         db = Database(settings.database_url)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        dataset_storage.sweep_partial_files(
+        dataset_files.sweep_partial_files(
             settings.data_dir, older_than_seconds=settings.partial_file_max_age_seconds
         )
         sweeper = asyncio.create_task(sweep_partial_files_forever(settings))

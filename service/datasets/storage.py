@@ -32,7 +32,6 @@ import math
 import os
 import re
 import tempfile
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -50,6 +49,7 @@ from anyio import to_thread
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from service.datasets.files import dataset_filename, fsync_dir, remove_file, tmp_dir
 from service.errors import (
     InsufficientStorage,
     InvalidInput,
@@ -61,7 +61,6 @@ from service.errors import (
 
 if TYPE_CHECKING:
     from service.config import Settings
-    from service.tables import Dataset
 
 CSV_BLOCK_SIZE = 8 << 20
 JSONL_BLOCK_SIZE = 8 << 20
@@ -187,55 +186,6 @@ class ReceivedUpload:
     source_format: str
     size_bytes: int
     name: str | None
-
-
-# -- paths ---------------------------------------------------------------------------------
-
-
-def dataset_filename(dataset_id: str) -> str:
-    return f"{dataset_id}.parquet"
-
-
-def dataset_path(settings: Settings, dataset: Dataset) -> Path:
-    """The stored Parquet file of ``dataset`` (a row of the ``datasets`` table)."""
-    return settings.data_dir / dataset.filename
-
-
-def tmp_dir(data_dir: Path) -> Path:
-    """The directory for partial files: inside ``data_dir`` so that renames are atomic."""
-    path = data_dir / "tmp"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def sweep_partial_files(data_dir: Path, *, older_than_seconds: float = 3600.0) -> int:
-    """Delete partial files a killed process left in ``tmp/``; returns how many.
-
-    Only old ones: another API process sharing the data directory may be mid-upload.
-    """
-    cutoff = time.time() - older_than_seconds
-    removed = 0
-    for path in tmp_dir(data_dir).iterdir():
-        with contextlib.suppress(OSError):
-            if path.is_file() and path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed += 1
-    return removed
-
-
-def remove_file(path: Path | None) -> None:
-    """Delete ``path`` if it exists."""
-    if path is not None:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # -- receiving -----------------------------------------------------------------------------
@@ -836,7 +786,7 @@ class _ParquetSink:
         self.file = None
         filename = dataset_filename(self.dataset_id)
         os.replace(self.partial, self.data_dir / filename)
-        _fsync_dir(self.data_dir)
+        fsync_dir(self.data_dir)
         return StoredDataset(
             filename=filename,
             n_rows=self.n_rows,

@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from service import errors
 from service.config import Settings
-from service.datasets import reader, storage
+from service.datasets import files, reader
 from service.datasets import service as datasets
 from service.db import Database
 from service.jobs import service as jobs
@@ -170,7 +170,7 @@ def execute(
                     f"dataset {job.dataset_id!r} was deleted before the job ran",
                     errors=[errors.field_error("/dataset_id", "dataset no longer exists")],
                 ) from exc
-            path = storage.dataset_path(settings, dataset)
+            path = files.dataset_path(settings, dataset)
             sha256 = dataset.sha256
             stored_dtypes = {column["name"]: column["dtype"] for column in dataset.columns}
         columns = _dataset_columns(path, sha256, settings.dataset_cache_bytes)
