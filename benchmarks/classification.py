@@ -31,7 +31,7 @@ from sklearn.preprocessing import StandardScaler
 
 from service.ml.classification import resolve_classifier
 from service.ml.classification_search import grid_search_classifier
-from service.ml.pipeline import DesignTransformer, select_features
+from service.ml.preprocessing import DesignTransformer, select_features
 from service.ml.spec import PenaltySpec, PreprocessingSpec
 
 GRID = np.logspace(-3, 2, 20).tolist()

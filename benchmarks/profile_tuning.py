@@ -92,20 +92,20 @@ JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 HOOKS: list[tuple[str, str, str | dict[str | None, str | None]]] = [
     ("service.worker.runner", "_dataset_columns", "read: the worker's dataset cache"),
     ("service.datasets.storage", "read_columns", "read: Parquet → numpy (first job only)"),
-    ("service.ml.pipeline", "ColumnTable.__init__", "read: keep the dataset (first job only)"),
+    ("service.ml.preprocessing", "ColumnTable.__init__", "read: keep the dataset (first job only)"),
     ("service.ml.fitting", "select_features", "checks: features, target, split"),
     ("service.ml.fitting", "target_values", "checks: features, target, split"),
     ("service.ml.fitting", "split_rows", "checks: features, target, split"),
-    ("service.ml.pipeline", "DesignTransformer.numeric_blocks", "gather: numeric blocks"),
+    ("service.ml.preprocessing", "DesignTransformer.numeric_blocks", "gather: numeric blocks"),
     (
-        "service.ml.pipeline",
+        "service.ml.preprocessing",
         "DesignTransformer.fit_transform",
         {
             "TrainingMoments.raw_design": "search: raw design Z",
             None: "preprocessing: fit_transform (refit design)",
         },
     ),
-    ("service.ml.pipeline", "DesignTransformer.transform", "preprocessing: transform (test)"),
+    ("service.ml.preprocessing", "DesignTransformer.transform", "preprocessing: transform (test)"),
     ("service.ml.fitting", "_prepare", "preprocessing: other"),
     # the refit waits for the preprocessing thread (nice 19) when the search ends first:
     # in the result, and in leaving the thread pool's block (which joins the thread)

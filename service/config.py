@@ -91,7 +91,7 @@ class Settings(BaseSettings):
     # to for this long: moving an alias takes effect everywhere within it (at most 1 s).
     registry_ref_cache_seconds: float = Field(default=1.0, ge=0, le=1.0)
 
-    # Authentication (service/auth.py). "auto": a key is required as soon as any key exists
+    # Authentication (service/auth/). "auto": a key is required as soon as any key exists
     # (REGFIT_API_KEYS or `regfit keys create`), else the API is open, which `regfit serve`
     # allows on a loopback address only; "on": a key is always required; "off": open on purpose.
     auth: Literal["auto", "on", "off"] = "auto"

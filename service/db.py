@@ -74,7 +74,7 @@ def normalize_url(url: str) -> str:
 def _dump_json_column(value: Any) -> str:
     # A model's summary is ~150 kB of JSON at 300 features; orjson writes it ~10× faster than
     # the json module. It writes a non-finite float as null, as the API's responses
-    # (service.web.dump_json) show one anyway.
+    # (service.http.responses.dump_json) show one anyway.
     return orjson.dumps(value, option=_JSON_OPTIONS).decode()
 
 

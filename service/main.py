@@ -23,14 +23,17 @@ from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from service import __version__, auth, errors, guard, migrate, observability
-from service.body_limit import BodyLimitMiddleware
+from service import __version__, auth, errors, migrate, observability
 from service.config import Settings, get_settings
+from service.datasets import files as dataset_files
 from service.datasets import routes as dataset_routes
 from service.datasets import schemas as dataset_schemas
-from service.datasets import storage as dataset_storage
 from service.db import Database
 from service.errors import problem_responses
+from service.http import guard
+from service.http.body_limit import BodyLimitMiddleware
+from service.http.dependencies import AppState
+from service.http.responses import FastJSONResponse, problem_response
 from service.inference import invocations as invocation_routes
 from service.inference import v2 as v2_routes
 from service.jobs import routes as job_routes
@@ -39,7 +42,6 @@ from service.models.cache import CompiledModelCache
 from service.registry import routes as registry_routes
 from service.registry.refs import RefCache
 from service.state import STATE_KEY, State
-from service.web import AppState, FastJSONResponse, problem_response
 from service.worker import executor as job_executor
 
 log = logging.getLogger("regfit")
@@ -163,7 +165,7 @@ async def sweep_partial_files_forever(settings: Settings) -> None:
         try:
             removed = await to_thread.run_sync(
                 functools.partial(
-                    dataset_storage.sweep_partial_files,
+                    dataset_files.sweep_partial_files,
                     settings.data_dir,
                     older_than_seconds=settings.partial_file_max_age_seconds,
                 )
@@ -305,7 +307,7 @@ def create_app(settings: Settings | None = None, *, start_executor: bool = True)
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, State]]:
         db = Database(settings.database_url)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        dataset_storage.sweep_partial_files(
+        dataset_files.sweep_partial_files(
             settings.data_dir, older_than_seconds=settings.partial_file_max_age_seconds
         )
         sweeper = asyncio.create_task(sweep_partial_files_forever(settings))

@@ -2,7 +2,8 @@
 
 The lifespan builds a :class:`State` and yields it as Starlette's lifespan state (each
 request then carries it as ``request.state.regfit``); routes reach its parts through the
-typed dependencies of :mod:`service.web`, never through attributes set on ``app.state``.
+typed dependencies of :mod:`service.http.dependencies`, never through attributes set on
+``app.state``.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from service import migrate
 from service.config import Settings
 from service.db import Database
 
-# Starlette's TestClient sends ``Host: testserver``; the request guard (service/guard.py)
+# Starlette's TestClient sends ``Host: testserver``; the request guard (service/http/guard.py)
 # serves only allowed hosts. Tests of the guard itself pass their own allow-list.
 os.environ.setdefault("REGFIT_ALLOWED_HOSTS", "testserver")
 

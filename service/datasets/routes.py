@@ -19,8 +19,10 @@ from service.datasets.schemas import (
     SyntheticSpec,
 )
 from service.errors import UnsupportedMediaType, problem_responses
+from service.http.dependencies import AppSettings, ReadSession, WriteSession
+from service.http.paging import PageParams
+from service.http.responses import FastJSONResponse
 from service.tables import Dataset
-from service.web import AppSettings, FastJSONResponse, PageParams, ReadSession, WriteSession
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
 

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, defer
 
 from service.config import Settings
-from service.datasets import storage
+from service.datasets import files, reader, storage
 from service.datasets.schemas import SyntheticSpec
 from service.db import after_commit, after_rollback
 from service.errors import InvalidInput, MalformedJSON, NotFound, field_error
@@ -74,7 +74,7 @@ def _add_new(
         size_bytes=stored.size_bytes,
     )
     path = settings.data_dir / stored.filename
-    after_rollback(session, lambda: storage.remove_file(path))
+    after_rollback(session, lambda: files.remove_file(path))
     session.add(row)
     session.flush()
     return row
@@ -110,7 +110,7 @@ def create_from_upload(
                 **exc.extra,
             ) from exc
     finally:
-        storage.remove_file(upload.path)
+        files.remove_file(upload.path)
     return _add_new(
         session=session,
         settings=settings,
@@ -271,8 +271,8 @@ def rows_page(
         names = [column["name"] for column in dataset.columns]
         rows: list[list[Any]] = []
     else:
-        names, rows = storage.read_rows(
-            storage.dataset_path(settings, dataset), offset=offset, limit=limit
+        names, rows = reader.read_rows(
+            files.dataset_path(settings, dataset), offset=offset, limit=limit
         )
     return {
         "columns": names,
@@ -286,7 +286,7 @@ def rows_page(
 def delete(*, session: Session, settings: Settings, dataset_id: str) -> None:
     """Deletes a dataset's row; its file is removed once that has committed."""
     dataset = get(session=session, dataset_id=dataset_id)
-    path = storage.dataset_path(settings, dataset)
+    path = files.dataset_path(settings, dataset)
     session.delete(dataset)
     session.flush()
-    after_commit(session, lambda: storage.remove_file(path))
+    after_commit(session, lambda: files.remove_file(path))

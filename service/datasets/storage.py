@@ -32,7 +32,6 @@ import math
 import os
 import re
 import tempfile
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -40,7 +39,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
-import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -51,10 +49,10 @@ from anyio import to_thread
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from service.datasets.files import dataset_filename, fsync_dir, remove_file, tmp_dir
 from service.errors import (
     InsufficientStorage,
     InvalidInput,
-    NotFound,
     PayloadTooLarge,
     UnsupportedMediaType,
     field_error,
@@ -63,7 +61,6 @@ from service.errors import (
 
 if TYPE_CHECKING:
     from service.config import Settings
-    from service.tables import Dataset
 
 CSV_BLOCK_SIZE = 8 << 20
 JSONL_BLOCK_SIZE = 8 << 20
@@ -73,7 +70,6 @@ SNIFF_BYTES = 64 << 10
 ROW_GROUP_MAX_ROWS = 1 << 20
 ROW_GROUP_MAX_BYTES = 32 << 20
 BATCH_TARGET_BYTES = 32 << 20
-READ_GROUP_BYTES = 64 << 20
 PARQUET_COMPRESSION = "snappy"
 TEXT_UNIQUE_CAP = 10_000
 TOP_VALUES = 5
@@ -190,55 +186,6 @@ class ReceivedUpload:
     source_format: str
     size_bytes: int
     name: str | None
-
-
-# -- paths ---------------------------------------------------------------------------------
-
-
-def dataset_filename(dataset_id: str) -> str:
-    return f"{dataset_id}.parquet"
-
-
-def dataset_path(settings: Settings, dataset: Dataset) -> Path:
-    """The stored Parquet file of ``dataset`` (a row of the ``datasets`` table)."""
-    return settings.data_dir / dataset.filename
-
-
-def tmp_dir(data_dir: Path) -> Path:
-    """The directory for partial files: inside ``data_dir`` so that renames are atomic."""
-    path = data_dir / "tmp"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def sweep_partial_files(data_dir: Path, *, older_than_seconds: float = 3600.0) -> int:
-    """Delete partial files a killed process left in ``tmp/``; returns how many.
-
-    Only old ones: another API process sharing the data directory may be mid-upload.
-    """
-    cutoff = time.time() - older_than_seconds
-    removed = 0
-    for path in tmp_dir(data_dir).iterdir():
-        with contextlib.suppress(OSError):
-            if path.is_file() and path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed += 1
-    return removed
-
-
-def remove_file(path: Path | None) -> None:
-    """Delete ``path`` if it exists."""
-    if path is not None:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # -- receiving -----------------------------------------------------------------------------
@@ -839,7 +786,7 @@ class _ParquetSink:
         self.file = None
         filename = dataset_filename(self.dataset_id)
         os.replace(self.partial, self.data_dir / filename)
-        _fsync_dir(self.data_dir)
+        fsync_dir(self.data_dir)
         return StoredDataset(
             filename=filename,
             n_rows=self.n_rows,
@@ -1715,84 +1662,3 @@ def _cell_pointer(container: str, column: str, row: int) -> str:
 
 def _pointer(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
-
-
-# -- reading -------------------------------------------------------------------------------
-
-
-def _open_stored(path: Path) -> pq.ParquetFile:
-    try:
-        return pq.ParquetFile(path, memory_map=True)
-    except FileNotFoundError as exc:
-        raise NotFound(
-            f"the file of dataset {path.stem!r} is missing (was the dataset deleted?)"
-        ) from exc
-
-
-def read_columns(path: Path, names: list[str] | None = None) -> dict[str, np.ndarray]:
-    """Columns of a stored dataset as numpy arrays, in upload row order.
-
-    Numeric columns (int64, float64, bool) become float64 arrays with NaN for missing values;
-    text columns become object arrays of ``str`` with ``None`` for missing values. A float64
-    column without missing values is returned zero-copy, so arrays may be read-only.
-    Raises ``InvalidInput`` naming unknown columns, ``NotFound`` if the file is gone.
-    """
-    with _open_stored(path) as parquet:
-        available = parquet.schema_arrow.names
-        wanted = list(available) if names is None else list(dict.fromkeys(names))
-        unknown = [name for name in wanted if name not in available]
-        if unknown:
-            raise InvalidInput(
-                f"dataset {path.stem!r} has no column(s) {unknown}",
-                errors=[field_error("/columns", f"unknown column {name!r}") for name in unknown],
-            )
-        out: dict[str, np.ndarray] = {}
-        # A group of columns at a time keeps the peak near READ_GROUP_BYTES above the result;
-        # one read per column cost ~0.3 ms each (100 ms for 300 columns of 10000 rows).
-        per_group = max(1, READ_GROUP_BYTES // max(8 * parquet.metadata.num_rows, 1))
-        for start in range(0, len(wanted), per_group):
-            group = wanted[start : start + per_group]
-            table = parquet.read(columns=group, use_threads=True)
-            for j, name in enumerate(group):
-                out[name] = column_to_numpy(table.column(j))
-            del table
-        return out
-
-
-def column_to_numpy(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """float64 (NaN for null) for numeric columns, object arrays of str/None for text."""
-    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-        return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
-    if not pa.types.is_float64(column.type):
-        column = column.cast(pa.float64())
-    if isinstance(column, pa.ChunkedArray):
-        if column.num_chunks == 1:
-            column = column.chunk(0)
-        elif column.num_chunks == 0:
-            return np.empty(0, dtype=np.float64)
-    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float64)
-
-
-def read_rows(path: Path, *, offset: int, limit: int) -> tuple[list[str], list[list[Any]]]:
-    """Rows ``offset … offset+limit-1`` (JSON-ready values, None for missing), reading only
-    the row groups that hold them."""
-    with _open_stored(path) as parquet:
-        names = list(parquet.schema_arrow.names)
-        metadata = parquet.metadata
-        groups: list[int] = []
-        first_row = None
-        start = 0
-        end = offset + limit
-        for index in range(metadata.num_row_groups):
-            size = metadata.row_group(index).num_rows
-            if start + size > offset and start < end:
-                groups.append(index)
-                if first_row is None:
-                    first_row = start
-            start += size
-        if not groups or first_row is None:
-            return names, []
-        table = parquet.read_row_groups(groups, use_threads=True)
-    table = table.slice(offset - first_row, limit)
-    columns = [column.to_pylist() for column in table.columns]
-    return names, [list(row) for row in zip(*columns, strict=True)]

@@ -28,12 +28,12 @@ from starlette.concurrency import run_in_threadpool
 
 from service import errors, state
 from service.errors import problem_responses
+from service.http.responses import problem_response
 from service.inference import schemas
 from service.ml import portable
 from service.models import predict_input
 from service.models import routes as model_routes
 from service.registry import refs
-from service.web import problem_response
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 

@@ -28,8 +28,10 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 
-from service import errors, guard, state
+from service import errors, state
 from service.errors import problem_responses
+from service.http import guard
+from service.http.responses import FastJSONResponse, problem_response
 from service.inference import schemas
 from service.ml import portable
 from service.models import predict_input
@@ -37,7 +39,6 @@ from service.models import routes as model_routes
 from service.registry import refs
 from service.registry import service as registry
 from service.registry.service import Resolved
-from service.web import FastJSONResponse, problem_response
 
 router = APIRouter(prefix="/v2", tags=["inference v2"])
 

@@ -11,23 +11,17 @@ from service.config import Settings
 from service.datasets import service as datasets
 from service.db import after_commit
 from service.errors import problem_responses
+from service.http.dependencies import AppExecutor, AppSettings, ReadSession, WriteSession
+from service.http.paging import PageParams, page_body
+from service.http.responses import FastJSONResponse
 from service.jobs import service as jobs
 from service.jobs.schemas import JobOut, JobPage, JobStatus
 from service.ml.errors import FitError
-from service.ml.pipeline import design_bytes
+from service.ml.preprocessing import design_bytes
 from service.ml.search.candidates import count_candidates
 from service.ml.spec import JobSpec
 from service.ml.split import split_sizes
 from service.tables import Dataset, Job
-from service.web import (
-    AppExecutor,
-    AppSettings,
-    FastJSONResponse,
-    PageParams,
-    ReadSession,
-    WriteSession,
-    page_body,
-)
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 

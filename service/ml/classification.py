@@ -6,7 +6,7 @@
 
     train, test = train_test_split(np.arange(n_rows), test_size=..., shuffle=...,
                                    random_state=..., stratify=y if stratify else None)
-    pipeline = make_pipeline(<preprocessing of service.ml.pipeline>, LogisticRegression(...))
+    pipeline = make_pipeline(<preprocessing of service.ml.preprocessing>, LogisticRegression(...))
     pipeline.fit(X[train], y[train])
 
 (the estimator of :mod:`service.ml.estimators.logistic`). Labels may be text, integers or
@@ -42,8 +42,8 @@ from service.ml.estimators.logistic import (
 )
 from service.ml.metrics import finite_or_none
 from service.ml.penalties import penalty_notations
-from service.ml.pipeline import Columns, DesignTransformer, FeatureLayout, select_features
 from service.ml.portable_classifier import make_classifier_document
+from service.ml.preprocessing import Columns, DesignTransformer, FeatureLayout, select_features
 from service.ml.spec import JobSpec, PenaltySpec, SplitSpec
 
 Label = str | int | float | bool

@@ -35,7 +35,7 @@ from sklearn.model_selection import StratifiedKFold
 from service.ml.errors import FitError
 from service.ml.estimators import Penalty
 from service.ml.estimators.logistic import CLASSIFICATION_KINDS, logistic_family
-from service.ml.pipeline import Columns, DesignTransformer, FeatureLayout
+from service.ml.preprocessing import Columns, DesignTransformer, FeatureLayout
 from service.ml.search.select import _rank
 from service.ml.spec import PreprocessingSpec
 

@@ -13,7 +13,7 @@ import numpy as np
 from service.ml import portable
 from service.ml.errors import FitError
 from service.ml.estimators import Penalty
-from service.ml.pipeline import DesignTransformer, FeatureLayout
+from service.ml.preprocessing import DesignTransformer, FeatureLayout
 from service.ml.search.results import SearchResult
 
 

@@ -6,7 +6,7 @@
 
     train, test = train_test_split(np.arange(n_rows), test_size=..., shuffle=...,
                                    random_state=...)
-    pipeline = make_pipeline(<preprocessing of service.ml.pipeline>, penalty.estimator())
+    pipeline = make_pipeline(<preprocessing of service.ml.preprocessing>, penalty.estimator())
     pipeline.fit(X[train], y[train])
 
 with the coefficients, intercept and metrics of that pipeline, and the model as a
@@ -40,7 +40,7 @@ from service.ml.fitted import (
 )
 from service.ml.metrics import regression_metrics
 from service.ml.penalties import penalty_notations, resolve_penalty
-from service.ml.pipeline import (
+from service.ml.preprocessing import (
     Columns,
     DesignTransformer,
     FeatureLayout,
@@ -193,7 +193,7 @@ def fit_job(
     Parameters
     ----------
     columns : mapping of str to ndarray
-        The dataset's columns, rows in upload order (see :mod:`service.ml.pipeline`).
+        The dataset's columns, rows in upload order (see :mod:`service.ml.preprocessing`).
     spec : JobSpec
         The validated job.
     training_sha256 : str
@@ -216,7 +216,7 @@ def fit_job(
     Raises
     ------
     FitError
-        For data the job cannot use (see :mod:`service.ml.pipeline`) or a bad split.
+        For data the job cannot use (see :mod:`service.ml.preprocessing`) or a bad split.
     FitCancelled
         When ``should_stop()`` turns true.
     """

@@ -183,7 +183,7 @@ class PenaltySpec(_Spec):
 
 
 class PreprocessingSpec(_Spec):
-    """How input columns become the design matrix (see :mod:`service.ml.pipeline`).
+    """How input columns become the design matrix (see :mod:`service.ml.preprocessing`).
 
     ``max_categories`` and ``min_frequency`` bound the one-hot columns of each text feature
     exactly as scikit-learn's ``OneHotEncoder`` arguments of those names do: values rarer

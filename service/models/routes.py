@@ -17,6 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from service import auth, errors, state
 from service.db import Database, after_commit
 from service.errors import problem_responses
+from service.http.dependencies import ModelCache, ReadSession, WriteSession
+from service.http.paging import PageParams, page_body
+from service.http.responses import FastJSONResponse
 from service.ml import portable
 from service.models import predict_input
 from service.models import service as models
@@ -31,14 +34,6 @@ from service.models.schemas import (
 )
 from service.registry import refs
 from service.registry import service as registry
-from service.web import (
-    FastJSONResponse,
-    ModelCache,
-    PageParams,
-    ReadSession,
-    WriteSession,
-    page_body,
-)
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 

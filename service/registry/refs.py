@@ -24,10 +24,10 @@ from starlette.concurrency import run_in_threadpool
 
 from service import errors, state
 from service.db import Database
+from service.http.dependencies import ReadSession
 from service.ml.spec import REGISTRY_NAME_PATTERN
 from service.registry import service as registry
 from service.registry.service import Resolved
-from service.web import ReadSession
 
 _NAME = re.compile(REGISTRY_NAME_PATTERN)
 _CACHE_SIZE = 10_000

@@ -8,6 +8,9 @@ from fastapi import APIRouter, Path, Response
 from pydantic import AfterValidator
 from sqlalchemy.orm import Session
 
+from service.http.dependencies import ReadSession, WriteSession
+from service.http.paging import PageParams
+from service.http.responses import FastJSONResponse
 from service.ml.spec import REGISTRY_NAME_PATTERN, check_alias
 from service.registry import service as registry
 from service.registry.schemas import (
@@ -21,7 +24,6 @@ from service.registry.schemas import (
     RegisteredModelPage,
     RegistryUpdate,
 )
-from service.web import FastJSONResponse, PageParams, ReadSession, WriteSession
 
 router = APIRouter(prefix="/v1/registry", tags=["registry"])
 

@@ -20,13 +20,13 @@ from sqlalchemy.exc import OperationalError
 
 from service import errors
 from service.config import Settings
+from service.datasets import files, reader
 from service.datasets import service as datasets
-from service.datasets import storage
 from service.db import Database
 from service.jobs import service as jobs
 from service.ml import errors as ml_errors
 from service.ml import fitting
-from service.ml.pipeline import (
+from service.ml.preprocessing import (
     Columns,
     ColumnTable,
     check_design_budget,
@@ -137,7 +137,7 @@ def _dataset_columns(path: Path, sha256: str, max_bytes: int) -> Columns:
     if _last_dataset is not None and _last_dataset[0] == key:
         return _last_dataset[1]
     _last_dataset = None  # let the previous dataset go before reading the next one
-    columns = storage.read_columns(path)
+    columns = reader.read_columns(path)
     size = 0
     for values in columns.values():
         values.flags.writeable = False  # shared by later jobs: nobody may change them
@@ -170,7 +170,7 @@ def execute(
                     f"dataset {job.dataset_id!r} was deleted before the job ran",
                     errors=[errors.field_error("/dataset_id", "dataset no longer exists")],
                 ) from exc
-            path = storage.dataset_path(settings, dataset)
+            path = files.dataset_path(settings, dataset)
             sha256 = dataset.sha256
             stored_dtypes = {column["name"]: column["dtype"] for column in dataset.columns}
         columns = _dataset_columns(path, sha256, settings.dataset_cache_bytes)

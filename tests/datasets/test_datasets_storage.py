@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from service.datasets import storage
+from service.datasets import reader, storage
 from service.errors import InvalidInput, NotFound, PayloadTooLarge
 
 LIMITS = storage.IngestLimits(max_rows=10_000_000, max_columns=1000, parse_threads=4)
@@ -54,7 +54,7 @@ def test_late_float_and_text_in_small_blocks(tmp_path: Path) -> None:
     )
     assert result.n_rows == 70_001
     assert [c["dtype"] for c in result.columns] == ["float64", "string", "int64"]
-    columns = storage.read_columns(stored(tmp_path))
+    columns = reader.read_columns(stored(tmp_path))
     expected_a = np.append(np.arange(70_000, dtype=np.float64), 1.5)
     assert np.array_equal(columns["a"], expected_a)
     assert columns["b"][-1] == "abc" and columns["b"][0] == "0"
@@ -67,7 +67,7 @@ def test_late_values_in_an_empty_column(tmp_path: Path) -> None:
     result = ingest(tmp_path, ("a,b\n" + "\n".join(rows) + "\n").encode(), "csv", block_size=4096)
     assert result.columns[1]["dtype"] == "float64"
     assert result.columns[1]["n_missing"] == 5001
-    b = storage.read_columns(stored(tmp_path), ["b"])["b"]
+    b = reader.read_columns(stored(tmp_path), ["b"])["b"]
     assert np.isnan(b[:5000]).all() and b[5000] == 2.5
 
 
@@ -91,7 +91,7 @@ def test_csv_missing_values_dates_and_bools(tmp_path: Path) -> None:
         ("t", "string", 3),
         ("b", "bool", 1),
     ]
-    _, rows = storage.read_rows(stored(tmp_path), offset=0, limit=10)
+    _, rows = reader.read_rows(stored(tmp_path), offset=0, limit=10)
     assert rows[0] == [1, "2020-01-05", "x", True]
     assert rows[2] == [None, None, None, None]
 
@@ -105,7 +105,7 @@ def test_jsonl_keys_appearing_in_later_blocks(tmp_path: Path) -> None:
         ("late", "string"),
         ("when", "string"),
     ]
-    columns = storage.read_columns(stored(tmp_path))
+    columns = reader.read_columns(stored(tmp_path))
     assert columns["a"][-1] == 0.5 and columns["late"][-1] == "x" and columns["late"][0] is None
     assert columns["when"][-1] == "2020-01-01"
 
@@ -146,26 +146,26 @@ def test_read_columns_types_and_order(tmp_path: Path) -> None:
         }
     )
     storage.ingest_table(table, data_dir=tmp_path / "data", dataset_id="ds_test", limits=LIMITS)
-    columns = storage.read_columns(stored(tmp_path))
+    columns = reader.read_columns(stored(tmp_path))
     assert list(columns) == ["i", "f", "b", "s"]
     assert all(columns[name].dtype == np.float64 for name in "ifb")
     np.testing.assert_array_equal(columns["i"], [3.0, np.nan, 1.0])
     np.testing.assert_array_equal(columns["f"], [0.5, 1.5, 2.5])
     np.testing.assert_array_equal(columns["b"], [1.0, 0.0, np.nan])
     assert columns["s"].dtype == object and list(columns["s"]) == ["x", None, "z"]
-    assert list(storage.read_columns(stored(tmp_path), ["s", "i"])) == ["s", "i"]
+    assert list(reader.read_columns(stored(tmp_path), ["s", "i"])) == ["s", "i"]
     with pytest.raises(InvalidInput, match="nope"):
-        storage.read_columns(stored(tmp_path), ["nope"])
+        reader.read_columns(stored(tmp_path), ["nope"])
     with pytest.raises(NotFound):
-        storage.read_columns(tmp_path / "data" / "ds_gone.parquet")
+        reader.read_columns(tmp_path / "data" / "ds_gone.parquet")
 
 
 def test_read_rows_reads_only_the_needed_row_groups(tmp_path: Path) -> None:
     path = tmp_path / "many.parquet"
     pq.write_table(pa.table({"i": np.arange(10_000)}), path, row_group_size=1000)
-    names, rows = storage.read_rows(path, offset=2995, limit=10)
+    names, rows = reader.read_rows(path, offset=2995, limit=10)
     assert names == ["i"] and [row[0] for row in rows] == list(range(2995, 3005))
-    assert storage.read_rows(path, offset=10_000, limit=5) == (["i"], [])
+    assert reader.read_rows(path, offset=10_000, limit=5) == (["i"], [])
 
 
 def test_row_limit_stops_the_stream(tmp_path: Path) -> None:
@@ -227,7 +227,7 @@ def test_nan_and_inf_in_later_blocks(tmp_path: Path) -> None:
     assert column["n_missing"] == 1
     assert column["mean"] == pytest.approx(np.nanmean(clean), rel=1e-12)
     assert column["std"] == pytest.approx(np.nanstd(clean, ddof=1), rel=1e-12)
-    assert np.isnan(storage.read_columns(stored(tmp_path))["x"][nan_at])
+    assert np.isnan(reader.read_columns(stored(tmp_path))["x"][nan_at])
     stored(tmp_path).unlink()
     lines[1 + inf_at] = "inf\n"
     with pytest.raises(InvalidInput) as caught:

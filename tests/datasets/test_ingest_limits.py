@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.config import Settings
-from service.datasets import storage
+from service.datasets import files, storage
 
 ClientFactory = Callable[..., AbstractContextManager[TestClient]]
 
@@ -47,7 +47,7 @@ def _assert_413(response: Any, *words: str) -> dict[str, Any]:
 
 
 def _no_partial_files(settings: Settings) -> None:
-    assert list(storage.tmp_dir(settings.data_dir).iterdir()) == []
+    assert list(files.tmp_dir(settings.data_dir).iterdir()) == []
     assert list(settings.data_dir.glob("*.parquet")) == []
 
 

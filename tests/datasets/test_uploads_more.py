@@ -9,17 +9,17 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from service.config import Settings
-from service.datasets import storage
+from service.datasets import files
 
 
 def test_sweep_removes_only_old_partial_files(tmp_path: Path) -> None:
-    tmp = storage.tmp_dir(tmp_path)
+    tmp = files.tmp_dir(tmp_path)
     old, fresh = tmp / "old.parquet.partial", tmp / "fresh.parquet.partial"
     old.write_bytes(b"x")
     fresh.write_bytes(b"y")
     two_hours_ago = time.time() - 7200
     os.utime(old, (two_hours_ago, two_hours_ago))
-    assert storage.sweep_partial_files(tmp_path) == 1
+    assert files.sweep_partial_files(tmp_path) == 1
     assert not old.exists() and fresh.exists()
 
 
@@ -48,7 +48,7 @@ def test_raw_file_bodies_upload(client: TestClient, settings: Settings) -> None:
     )
     assert ragged.status_code == 422
     assert client.get("/v1/datasets").json()["total"] == 2
-    assert [p.name for p in storage.tmp_dir(settings.data_dir).iterdir()] == []
+    assert [p.name for p in files.tmp_dir(settings.data_dir).iterdir()] == []
 
 
 def test_partial_files_are_swept_while_the_service_runs(settings: Settings) -> None:
@@ -59,7 +59,7 @@ def test_partial_files_are_swept_while_the_service_runs(settings: Settings) -> N
         update={"partial_sweep_interval_seconds": 0.05, "partial_file_max_age_seconds": 5.0}
     )
     with TestClient(create_app(quick, start_executor=False)):
-        tmp = storage.tmp_dir(settings.data_dir)
+        tmp = files.tmp_dir(settings.data_dir)
         old, fresh = tmp / "upload-old.part", tmp / "upload-fresh.part"
         old.write_bytes(b"x" * 1000)
         fresh.write_bytes(b"y")
@@ -78,10 +78,10 @@ def test_a_failed_multipart_upload_leaves_no_file(client: TestClient, settings: 
         "/v1/datasets", files={"file": ("x.csv", b"a,b\n1,2\n3\n" * 1000, "text/csv")}
     )
     assert ragged.status_code == 422
-    assert list(storage.tmp_dir(settings.data_dir).iterdir()) == []
+    assert list(files.tmp_dir(settings.data_dir).iterdir()) == []
     garbage = client.post(
         "/v1/datasets",
         files={"file": ("x.parquet", b"PAR1" + b"\0" * 5000, "application/x-parquet")},
     )
     assert garbage.status_code == 422
-    assert list(storage.tmp_dir(settings.data_dir).iterdir()) == []
+    assert list(files.tmp_dir(settings.data_dir).iterdir()) == []

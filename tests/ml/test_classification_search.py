@@ -16,7 +16,7 @@ from sklearn.preprocessing import StandardScaler
 from service.ml.classification import resolve_classifier
 from service.ml.classification_search import grid_search_classifier
 from service.ml.errors import FitError
-from service.ml.pipeline import select_features
+from service.ml.preprocessing import select_features
 from service.ml.spec import PenaltySpec, PreprocessingSpec
 
 C_GRID = [0.01, 0.1, 1.0, 10.0]

@@ -17,8 +17,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from support import fit_documents
 
 from service.ml.errors import FitCancelled, FitError
-from service.ml.pipeline import ColumnTable
 from service.ml.portable import compile_model, predict
+from service.ml.preprocessing import ColumnTable
 from service.ml.spec import JobSpec, SplitSpec
 from service.ml.split import split_rows
 from service.models.predict_input import parse_rows

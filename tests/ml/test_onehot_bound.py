@@ -19,13 +19,13 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from service.ml.errors import FitError
 from service.ml.fitting import fit_job
-from service.ml.pipeline import (
+from service.ml.portable import compile_model, predict
+from service.ml.preprocessing import (
     INFREQUENT_LABEL,
     DesignTransformer,
     check_design_budget,
     select_features,
 )
-from service.ml.portable import compile_model, predict
 from service.ml.spec import JobSpec, PreprocessingSpec
 from service.models.documents import model_documents
 from service.models.predict_input import parse_records

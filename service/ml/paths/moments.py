@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from service.ml.paths.problem import PenalizedLeastSquares
-from service.ml.pipeline import Columns, DesignTransformer, FeatureLayout
+from service.ml.preprocessing import Columns, DesignTransformer, FeatureLayout
 from service.ml.spec import PreprocessingSpec
 
 # TrainingMoments shifts the rows by the mean of about this many of them.
@@ -85,7 +85,7 @@ _SERIAL = _Serial()
 class TrainingMoments:
     """The training split's second moments per CV block: every fold's Gram without its design.
 
-    The preprocessing of :mod:`service.ml.pipeline` is, per column, ``x = (z − c)·d``: the
+    The preprocessing of :mod:`service.ml.preprocessing` is, per column, ``x = (z − c)·d``: the
     imputer changes nothing when no numeric training value is missing, ``StandardScaler``
     subtracts the fold's mean and divides by its standard deviation, and one-hot columns
     (from an encoder fitted on all training rows; a category a fold never sees is a zero

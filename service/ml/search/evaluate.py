@@ -25,7 +25,7 @@ from service.ml.errors import FitError
 from service.ml.estimators import Penalty
 from service.ml.paths.moments import CVFold, TrainingMoments
 from service.ml.paths.problem import PenalizedLeastSquares
-from service.ml.pipeline import Columns, FeatureLayout
+from service.ml.preprocessing import Columns, FeatureLayout
 from service.ml.search.candidates import Candidate, searched_kinds
 from service.ml.search.schedule import Scheduler, StopCheck, Task
 from service.ml.spec import PreprocessingSpec, TuningSpec

@@ -8,7 +8,7 @@ A search gives the answers of
                  scoring=scoring).fit(X[train], y[train])
 
 (or ``RandomizedSearchCV``), where ``pipeline`` is the job's preprocessing
-(:mod:`service.ml.pipeline`) followed by the estimator of each candidate, and ``train`` the
+(:mod:`service.ml.preprocessing`) followed by the estimator of each candidate, and ``train`` the
 job's training split: the same folds, the preprocessing refit on each fold's training rows,
 the same scorer, ``mean_score`` and ``std_score`` as ``mean_test_score`` and
 ``std_test_score``, the same ranking and the same ``best_params``.
@@ -35,7 +35,7 @@ import numpy as np
 from service.ml import estimators
 from service.ml.errors import FitCancelled
 from service.ml.penalties import resolve_penalty
-from service.ml.pipeline import Columns, FeatureLayout
+from service.ml.preprocessing import Columns, FeatureLayout
 from service.ml.search.candidates import (
     Candidate,
     SearchSpace,

@@ -33,7 +33,7 @@ from service.ml.estimators import Penalty
 from service.ml.paths.moments import TrainingMoments
 from service.ml.paths.problem import PenalizedLeastSquares
 from service.ml.paths.ridge import ridge_path
-from service.ml.pipeline import DesignTransformer, select_features
+from service.ml.preprocessing import DesignTransformer, select_features
 from service.ml.search.candidates import count_candidates
 from service.ml.search.strategies import run_search
 from service.ml.spec import JobSpec, PenaltySpec, PreprocessingSpec, TuningSpec

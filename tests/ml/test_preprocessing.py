@@ -12,7 +12,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from service.ml.errors import FitError
-from service.ml.pipeline import (
+from service.ml.preprocessing import (
     Columns,
     ColumnTable,
     build_design,

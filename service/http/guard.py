@@ -36,8 +36,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service import errors
 from service.config import Settings
+from service.http.responses import problem_response
 from service.observability import RouteTable, route_table
-from service.web import problem_response
 
 STATE_CHANGING: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 LOOPBACK_NAMES: Final = frozenset({"localhost", "127.0.0.1", "::1"})

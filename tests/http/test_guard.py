@@ -13,7 +13,7 @@ from support import wait_for_job
 from test_e2e import Server
 
 from service.config import Settings
-from service.guard import host_of, split_list
+from service.http.guard import host_of, split_list
 
 PROBLEM = "application/problem+json"
 SYNTHETIC = {"n_samples": 100, "n_features": 3, "random_state": 0}

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.config import Settings
 from service.errors import PayloadTooLarge
-from service.web import problem_response
+from service.http.responses import problem_response
 
 _PREDICT_PATH = re.compile(r"^/v1/models/[^/]+/predict/?$")
 _UPLOAD_PATHS = frozenset({"/v1/datasets", "/v1/datasets/"})

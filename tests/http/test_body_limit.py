@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from support import wait_for_job
 
 from service.config import Settings
-from service.datasets import storage
+from service.datasets import files
 
 
 @pytest.fixture
@@ -74,7 +74,7 @@ def test_uploads_keep_their_own_limit(small: TestClient, settings: Settings) -> 
         headers={"content-type": "text/csv"},
     )
     _assert_413(streamed, 32768)
-    assert list(storage.tmp_dir(settings.data_dir).iterdir()) == []
+    assert list(files.tmp_dir(settings.data_dir).iterdir()) == []
     accepted = small.post(
         "/v1/datasets", content=b"a,y\n1,2\n3,4\n", headers={"content-type": "text/csv"}
     )

@@ -1,0 +1,1 @@
+"""What every HTTP domain shares: responses, typed dependencies, paging."""
