@@ -91,6 +91,8 @@ ROUTE_ROLES: Final[dict[tuple[str, str], frozenset[str]]] = {
     # data, which are the trainers'.
     ("GET", "/v1/models/{}/export"): TRAINERS,
     ("GET", "/v1/models/{}/path"): TRAINERS,
+    # Plots name the one-hot columns (the training data's categories), as the path does.
+    ("GET", "/v1/models/{}/plots/{}"): TRAINERS,
     ("POST", "/v1/models/{}/predict"): PREDICTORS,
     ("DELETE", "/v1/models/{}"): TRAINERS,
     # A registry reference in the path: /v1/models/{name}/versions/{n}/…
