@@ -86,7 +86,9 @@ def _coefficients(summary: dict[str, Any]) -> bytes:
     ax.axvline(0.0, color="black", lw=0.6)
     ax.set_xlabel("coefficient (scaled units)")
     handles = [ax.containers[0]]
-    labels = [f"{summary['penalty'].get('kind', 'fitted')} (fitted)"]
+    labels = [
+        f"{summary['penalty'].get('type', '')} alpha={summary['penalty'].get('alpha', 0):.4g}"
+    ]
     if unregularized:
         handles.append(ax.containers[1])
         labels.append("least squares (unregularized)")
@@ -117,7 +119,7 @@ def _cv(summary: dict[str, Any]) -> bytes:
     tuning = summary.get("tuning")
     if not tuning:
         raise PlotUnavailable("the model was not tuned: it has no cross-validation curve")
-    default_kind = summary["penalty"].get("kind", "")
+    default_kind = summary["penalty"].get("type", "")
     curves: dict[str, list[tuple[float, float, float]]] = {}
     for c in tuning["candidates"]:
         params = c["params"]
