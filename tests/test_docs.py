@@ -1,5 +1,6 @@
-"""The API docs: ``GET /`` leads to the dashboard, which links them; /docs (Swagger UI) and /redoc work offline, with
-their assets served by the app itself — checked in a real headless Chromium (Debian's
+"""The API docs: ``GET /`` leads to the dashboard, which links them; /docs (Swagger UI)
+and /redoc work offline, with their assets served by the app itself — checked in a real
+headless Chromium (Debian's
 ``chromium`` driven by Playwright) whose every request must go to the service alone."""
 
 from __future__ import annotations

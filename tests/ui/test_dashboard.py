@@ -34,7 +34,7 @@ def _keyed_client(tmp_path: Path) -> TestClient:
         database_url=f"sqlite:///{tmp_path / 'r.db'}",
         data_dir=tmp_path / "data",
         api_keys=f"trainer:{TRAINER_KEY},predictor:{PREDICTOR_KEY}",
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
     )
     migrate.upgrade_to_head(settings.database_url)
     return TestClient(create_app(settings, start_executor=False), base_url="http://127.0.0.1")
