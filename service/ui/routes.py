@@ -154,7 +154,7 @@ async def sign_in(request: Request) -> Response:
             request,
             "sign_in.html",
             {"signed_in": False, "error": "unknown or revoked key"},
-            status_code=401,
+            status_code=400,
         )
     hours = state.of(request).settings.ui_session_hours
     response = RedirectResponse("/ui", status_code=303)
@@ -273,6 +273,8 @@ async def job_page(request: Request, job_id: str) -> Response:
 async def job_status(request: Request, job_id: str) -> Response:
     """The job's JSON, for the page's progress polling (the cookie stands for the key)."""
     response = await _get(request, f"/v1/jobs/{job_id}")
+    if _needs_sign_in(response):
+        return _to_sign_in()
     return Response(
         response.content,
         status_code=response.status_code,
@@ -319,6 +321,8 @@ async def model_page(request: Request, model_id: str) -> Response:
 async def model_plot(request: Request, model_id: str, kind: str) -> Response:
     """The plot's SVG from the API (an ``<img>`` cannot send the key itself)."""
     response = await _get(request, f"/v1/models/{model_id}/plots/{kind}")
+    if _needs_sign_in(response):
+        return _to_sign_in()
     return Response(
         response.content,
         status_code=response.status_code,

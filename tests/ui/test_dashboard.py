@@ -45,7 +45,7 @@ def test_sign_in_sets_a_signed_strict_http_only_cookie(tmp_path: Path) -> None:
         page = client.get("/ui", follow_redirects=False)
         assert page.status_code == 303 and page.headers["location"] == "/ui/sign-in"
         wrong = client.post("/ui/sign-in", data={"api_key": "rfk_" + "x" * 40})
-        assert wrong.status_code == 401 and "unknown or revoked" in wrong.text
+        assert wrong.status_code == 400 and "unknown or revoked" in wrong.text
         signed = client.post("/ui/sign-in", data={"api_key": TRAINER_KEY}, follow_redirects=False)
         assert signed.status_code == 303
         cookie = signed.headers["set-cookie"].lower()
