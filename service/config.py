@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     api_keys: SecretStr = SecretStr("")
     # Verified keys are cached this long, so a revocation takes effect within it.
     api_key_cache_seconds: float = Field(default=30.0, ge=0)
+    # Signs the dashboard's session cookie; empty: a random secret per process (sessions
+    # then end when the service restarts).
+    ui_session_secret: SecretStr = SecretStr("")
+    ui_session_hours: float = Field(default=12.0, gt=0)
 
     # Host headers served besides the loopback names and the bound address (comma-separated;
     # "*.example.com" matches subdomains, "*" any host): a guard against DNS rebinding.

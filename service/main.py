@@ -42,6 +42,7 @@ from service.models.cache import CompiledModelCache
 from service.registry import routes as registry_routes
 from service.registry.refs import RefCache
 from service.state import STATE_KEY, State
+from service.ui import routes as ui_routes
 from service.worker import executor as job_executor
 
 log = logging.getLogger("regfit")
@@ -247,7 +248,7 @@ def install_openapi(app: FastAPI) -> None:
 # their licences: the docs pages load nothing from another host, so they work offline.
 DOCS_STATIC = Path(__file__).parent / "docs_static"
 DOCS_ASSETS = "/docs/assets"
-HOME = "/docs"  # where `GET /` leads a person (the dashboard, once there is one)
+HOME = "/ui"  # where `GET /` leads a person: the dashboard
 
 
 def install_docs(app: FastAPI) -> None:
@@ -377,6 +378,7 @@ def create_app(settings: Settings | None = None, *, start_executor: bool = True)
     app.include_router(registry_routes.router)
     app.include_router(dataset_routes.router)
     app.include_router(job_routes.router)
+    app.include_router(ui_routes.router)
     # The middleware added last runs first: every response, a 401 too, gets a request id,
     # is counted and is logged.
     # Inside authentication: a caller without a key learns nothing about the limits.

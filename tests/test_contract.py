@@ -25,6 +25,7 @@ OPERATIONS = {
     ("get", "/v1/models"): "list_models",
     ("get", "/v1/models/{model_id}"): "get_model",
     ("get", "/v1/models/{model_id}/path"): "get_model_path",
+    ("get", "/v1/models/{model_id}/plots/{kind}"): "get_model_plot",
     ("get", "/v1/models/{model_id}/export"): "export_model",
     ("delete", "/v1/models/{model_id}"): "delete_model",
     ("post", "/v1/datasets"): "create_dataset",

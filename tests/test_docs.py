@@ -1,5 +1,6 @@
-"""The API docs: ``GET /`` leads to them; /docs (Swagger UI) and /redoc work offline, with
-their assets served by the app itself — checked in a real headless Chromium (Debian's
+"""The API docs: ``GET /`` leads to the dashboard, which links them; /docs (Swagger UI)
+and /redoc work offline, with their assets served by the app itself — checked in a real
+headless Chromium (Debian's
 ``chromium`` driven by Playwright) whose every request must go to the service alone."""
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ CHROMIUM_ARGS = [
 
 def test_home_redirects_to_the_docs_and_assets_are_served(client: TestClient) -> None:
     home = client.get("/", follow_redirects=False)
-    assert home.status_code in (302, 307) and home.headers["location"] == "/docs"
+    assert home.status_code in (302, 307) and home.headers["location"] == "/ui"
     for page in ("/docs", "/redoc"):
         html = client.get(page).text
         assert "http://" not in html and "https://" not in html, page  # nothing from a CDN
@@ -113,8 +114,7 @@ def assert_only_the_service(requested: list[str], server: Server) -> None:
 
 @pytest.mark.e2e
 def test_swagger_ui_shows_the_operations(browser: Any, docs_server: Server) -> None:
-    page, requested = open_page(browser, docs_server.url + "/", ".opblock")
-    assert page.url == docs_server.url + "/docs"
+    page, requested = open_page(browser, docs_server.url + "/docs", ".opblock")
     paths = page.locator(".opblock-summary-path").all_inner_texts()
     assert "/v1/jobs" in [p.replace("\u200b", "") for p in paths]
     assert len(paths) >= 15

@@ -24,9 +24,24 @@ ROUTE_ROLES: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/healthz"): PUBLIC,
     ("GET", "/readyz"): PUBLIC,
     ("GET", "/openapi.json"): PUBLIC,
-    ("GET", "/"): PUBLIC,  # a redirect to the docs
+    ("GET", "/"): PUBLIC,  # a redirect to the dashboard
     ("GET", "/docs"): PUBLIC,
     ("GET", "/docs/assets/{}"): PUBLIC,
+    # The dashboard: it signs in with a key and reads the API as that key (service/ui).
+    ("GET", "/ui"): PUBLIC,
+    ("GET", "/ui/static/{}"): PUBLIC,
+    ("GET", "/ui/sign-in"): PUBLIC,
+    ("POST", "/ui/sign-in"): PUBLIC,
+    ("POST", "/ui/sign-out"): PUBLIC,
+    ("GET", "/ui/datasets/{}"): PUBLIC,
+    ("POST", "/ui/datasets"): PUBLIC,
+    ("POST", "/ui/jobs"): PUBLIC,
+    ("GET", "/ui/jobs/{}"): PUBLIC,
+    ("GET", "/ui/jobs/{}/status"): PUBLIC,
+    ("POST", "/ui/jobs/{}/cancel"): PUBLIC,
+    ("GET", "/ui/models/{}"): PUBLIC,
+    ("GET", "/ui/models/{}/plots/{}"): PUBLIC,
+    ("POST", "/ui/models/{}/predict"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
     ("GET", "/metrics"): ADMINS,
     ("POST", "/v1/datasets"): TRAINERS,
@@ -46,6 +61,8 @@ ROUTE_ROLES: Final[dict[tuple[str, str], frozenset[str]]] = {
     # data, which are the trainers'.
     ("GET", "/v1/models/{}/export"): TRAINERS,
     ("GET", "/v1/models/{}/path"): TRAINERS,
+    # Plots name the one-hot columns (the training data's categories), as the path does.
+    ("GET", "/v1/models/{}/plots/{}"): TRAINERS,
     ("POST", "/v1/models/{}/predict"): PREDICTORS,
     ("DELETE", "/v1/models/{}"): TRAINERS,
     # A registry reference in the path: /v1/models/{name}/versions/{n}/…

@@ -70,6 +70,12 @@ class FitResult:
         The search's warnings, then the final fit's.
     progress : (int, int, str)
         The job's final ``progress``, as ``(done, total, message)``.
+    unregularized_coef : ndarray or None
+        An ordinary least-squares fit on the same preprocessed training rows (scaled units):
+        the "before" of the coefficients plot.
+    test_actual, test_predicted : ndarray or None
+        The test split's targets and the model's predictions (at most
+        :data:`PLOT_TEST_POINTS`, evenly spaced), for the residuals plot.
     """
 
     document: dict[str, Any]
@@ -91,6 +97,28 @@ class FitResult:
     n_test: int
     warnings: list[str]
     progress: tuple[int, int, str] = (1, 1, "done")
+    unregularized_coef: np.ndarray | None = None
+    test_actual: np.ndarray | None = None
+    test_predicted: np.ndarray | None = None
+
+
+# A scatter of more points is no more readable, and the model row stores them.
+PLOT_TEST_POINTS = 2000
+
+
+def unregularized_coefficients(X_train: np.ndarray, y_train: np.ndarray) -> np.ndarray:
+    """Least squares on the preprocessed design (minimum-norm where it is rank-deficient)."""
+    from sklearn.linear_model import LinearRegression
+
+    return np.asarray(LinearRegression().fit(X_train, y_train).coef_, dtype=np.float64).ravel()
+
+
+def plot_sample(actual: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """At most :data:`PLOT_TEST_POINTS` evenly spaced (actual, predicted) pairs."""
+    if len(actual) <= PLOT_TEST_POINTS:
+        return actual, predicted
+    keep = np.linspace(0, len(actual) - 1, PLOT_TEST_POINTS).astype(np.intp)
+    return actual[keep], predicted[keep]
 
 
 def original_units(

@@ -35,8 +35,10 @@ from service.ml.fitted import (
     FitResult,
     comparison_nonzero,
     original_units,
+    plot_sample,
     portable_document,
     regularization_path,
+    unregularized_coefficients,
 )
 from service.ml.metrics import regression_metrics
 from service.ml.penalties import penalty_notations, resolve_penalty
@@ -269,8 +271,13 @@ def fit_job(
 
     train_metrics = regression_metrics(y[train], estimator.predict(X_train))
     test_metrics = None
+    test_actual = test_predicted = None
     if X_test is not None:
-        test_metrics = regression_metrics(y[test], estimator.predict(X_test))
+        test_predictions = estimator.predict(X_test)
+        test_metrics = regression_metrics(y[test], test_predictions)
+        test_actual, test_predicted = plot_sample(
+            np.asarray(y[test], dtype=np.float64), np.asarray(test_predictions, dtype=np.float64)
+        )
 
     coef = np.asarray(estimator.coef_, dtype=np.float64).ravel()
     intercept = float(np.ravel(estimator.intercept_)[0])  # 0.0 when fit_intercept is False
@@ -298,6 +305,9 @@ def fit_job(
         n_test=len(test),
         warnings=fit_warnings if tuned is None else [*tuned.warnings, *fit_warnings],
         progress=final,
+        unregularized_coef=unregularized_coefficients(X_train, y[train]),
+        test_actual=test_actual,
+        test_predicted=test_predicted,
     )
     progress(*final)
     return result

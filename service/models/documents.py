@@ -75,7 +75,26 @@ def model_summary(result: FitResult, spec: JobSpec) -> dict[str, Any]:
         "split": spec.split.model_dump(),
         "warnings": result.warnings,
         "path": path_body(result.path, names, None if spec.tuning is None else spec.tuning.scoring),
+        "plots": plot_data(result),
     }
+
+
+def plot_data(result: FitResult) -> dict[str, Any]:
+    """What the plots need beyond the summary (served only as plots: ``GET …/plots/{kind}``).
+
+    The residuals are the test predictions made at fit time, stored here (not recomputed:
+    the dataset may have been deleted since).
+    """
+    unregularized = None
+    if result.unregularized_coef is not None:
+        unregularized = _by_name(result.feature_names_out, result.unregularized_coef)
+    test = None
+    if result.test_actual is not None and result.test_predicted is not None:
+        test = {
+            "actual": finite_list(result.test_actual),
+            "predicted": finite_list(result.test_predicted),
+        }
+    return {"unregularized": unregularized, "test": test}
 
 
 def tuning_summary(

@@ -6,7 +6,7 @@ import csv
 import io
 import re
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import orjson
@@ -21,7 +21,7 @@ from service.http.dependencies import ModelCache, ReadSession, WriteSession
 from service.http.paging import PageParams, page_body
 from service.http.responses import FastJSONResponse
 from service.ml import portable
-from service.models import predict_input
+from service.models import plots, predict_input
 from service.models import service as models
 from service.models.schemas import (
     ModelListPage,
@@ -222,6 +222,32 @@ def get_model_path(ref: refs.ResolvedRef, session: ReadSession) -> Response:
     if path is None:
         raise errors.NotFound(f"model {ref.model_id!r} has no recorded regularization path")
     return FastJSONResponse(path)
+
+
+SVG_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/svg+xml": {"schema": {"type": "string"}}}, "description": "SVG"}
+}
+
+
+@router.get(
+    "/{model_id}/plots/{kind}",
+    response_class=Response,
+    responses={**SVG_RESPONSE, **problem_responses(404, 422)},
+)
+def get_model_plot(
+    ref: refs.ResolvedRef,
+    kind: Literal["coefficients", "path", "cv", "residuals"],
+    session: ReadSession,
+) -> Response:
+    """A plot of the model as SVG: the coefficients next to the unregularized least-squares
+    ones, the regularization path with the chosen alpha, the CV curve per compared penalty,
+    or the test split's predicted vs actual values."""
+    model = models.get(session=session, model_id=ref.model_id)
+    try:
+        svg = plots.render(model.id, kind, model.summary)
+    except plots.PlotUnavailable as exc:
+        raise errors.NotFound(f"model {ref.model_id!r}: {exc}") from None
+    return Response(svg, media_type="image/svg+xml")
 
 
 for _endpoint, _suffix, _model in (

@@ -17,7 +17,7 @@ from service.models.documents import ModelDocuments
 from service.tables import Model
 
 # Summary parts with a route of their own, left out of the model body.
-SEPARATE_SUMMARY_KEYS = frozenset({"path"})
+SEPARATE_SUMMARY_KEYS = frozenset({"path", "plots"})
 # What a predictor key sees of a model (see predictor_body).
 PREDICTOR_SUMMARY_KEYS = ("features", "penalty", "preprocessing", "metrics")
 

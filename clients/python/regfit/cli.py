@@ -17,6 +17,7 @@ import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -660,6 +661,30 @@ def models_export(
         print(json.dumps({"model_id": found.id, "output": str(output)}))
     else:
         out.print(f"wrote {output} ({found.id})")
+
+
+class PlotKind(StrEnum):
+    coefficients = "coefficients"
+    path = "path"
+    cv = "cv"
+    residuals = "residuals"
+
+
+@app.command("plot")
+def plot(
+    model: ModelArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="The SVG file to write.")],
+    kind: Annotated[
+        PlotKind, typer.Option("--kind", "-k", help="Which plot.")
+    ] = PlotKind.coefficients,
+    json_output: JsonOption = False,
+) -> None:
+    """Write a plot of a model as SVG: coefficients (vs least squares), path, cv, residuals."""
+    state = _state(json_output)
+    found = resolve_model(state.client, model)
+    svg = found.plot(kind.value, output)
+    summary = {"model_id": found.id, "kind": kind.value, "output": str(output), "bytes": len(svg)}
+    emit(summary, lambda: out.print(f"wrote {output} ({kind.value} plot of {found.id})"))
 
 
 @models_app.command("rm")

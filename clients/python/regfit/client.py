@@ -232,6 +232,13 @@ class Client:
             Path(path).write_text(json.dumps(document, indent=2) + "\n")
         return document
 
+    def model_plot(self, model_id: str, kind: str, path: str | Path | None = None) -> bytes:
+        """``GET /v1/models/{id}/plots/{kind}``: the SVG (also written to ``path`` when given)."""
+        svg = self.request("GET", f"/v1/models/{model_id}/plots/{kind}").content
+        if path is not None:
+            Path(path).write_bytes(svg)
+        return svg
+
     def delete_model(self, model_id: str) -> None:
         self.request("DELETE", f"/v1/models/{model_id}")
 

@@ -166,6 +166,10 @@ class Model(ModelBody, _Bound):
         """The regularization path (and, for tuned models, the CV curve)."""
         return self.client.model_path(self.id)
 
+    def plot(self, kind: str, path: str | Path | None = None) -> bytes:
+        """The plot ``kind`` (coefficients, path, cv, residuals) as SVG bytes."""
+        return self.client.model_plot(self.id, kind, path)
+
     def export(self, path: str | Path | None = None) -> dict[str, Any]:
         """The portable JSON model; also written to ``path`` when given."""
         return self.client.export_model(self.id, path)
