@@ -117,6 +117,8 @@ def test_every_error_is_one_problem_schema_and_every_body_is_typed(client: TestC
                             "schema": {"$ref": "#/components/schemas/Problem"}
                         }
                     }, (method, path, code)
+                elif path.endswith("/plots/{kind}"):
+                    assert set(response["content"]) == {"image/svg+xml"}, (method, path, code)
                 elif path != "/metrics" and code != "204":
                     schema = response["content"]["application/json"]["schema"]
                     assert schema.get("$ref", "").startswith("#/components/schemas/"), (
@@ -182,6 +184,7 @@ def test_a_generated_client_runs_a_session(client: TestClient, tmp_path: Path) -
                         "text/csv",
                         "application/vnd.apache.parquet",
                         "application/x-ndjson",
+                        "image/svg+xml",  # the plots
                     )
                 },
                 "package_name_override": "regfit_client",
