@@ -6,7 +6,7 @@ import csv
 import io
 import re
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import orjson
@@ -18,7 +18,7 @@ from service import auth, errors, state
 from service.db import Database, after_commit
 from service.errors import problem_responses
 from service.ml import portable
-from service.models import predict_input
+from service.models import onnx_export, predict_input
 from service.models import service as models
 from service.models.schemas import (
     ModelListPage,
@@ -214,10 +214,31 @@ def get_model(ref: refs.ResolvedRef, request: Request, session: ReadSession) -> 
     return FastJSONResponse(models.model_body(model))
 
 
-@router.get("/{model_id}/export", response_model=PortableModel, responses=problem_responses(404))
-def export_model(ref: refs.ResolvedRef, session: ReadSession) -> Response:
-    """The portable model: plain JSON that predicts with numpy alone."""
-    return FastJSONResponse(models.get_portable(session=session, model_id=ref.model_id))
+ONNX_MEDIA_TYPE = "application/octet-stream"
+
+
+@router.get(
+    "/{model_id}/export",
+    response_model=PortableModel,
+    responses={
+        200: {"content": {ONNX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}},
+        **problem_responses(404, 422),
+    },
+)
+def export_model(
+    ref: refs.ResolvedRef, session: ReadSession, format: Literal["json", "onnx"] = "json"
+) -> Response:
+    """The portable model: plain JSON that predicts with numpy alone (``format=json``), or
+    the same model as one float64 ONNX graph (``format=onnx``, see docs/portable-model.md).
+    """
+    doc = models.get_portable(session=session, model_id=ref.model_id)
+    if format == "onnx":
+        return Response(
+            onnx_export.to_bytes(doc),
+            media_type=ONNX_MEDIA_TYPE,
+            headers={"Content-Disposition": f'attachment; filename="{ref.model_id}.onnx"'},
+        )
+    return FastJSONResponse(doc)
 
 
 @router.get("/{model_id}/path", response_model=RegularizationPath, responses=problem_responses(404))
