@@ -21,7 +21,7 @@ from service.http.dependencies import ModelCache, ReadSession, WriteSession
 from service.http.paging import PageParams, page_body
 from service.http.responses import FastJSONResponse
 from service.ml import portable
-from service.models import plots, predict_input
+from service.models import explain, onnx_export, plots, predict_input
 from service.models import service as models
 from service.models.schemas import (
     ModelListPage,
@@ -91,10 +91,18 @@ def _schema_ref(model: type[Any]) -> dict[str, str]:
 # Referenced models are added to the document's components by service.main (a body FastAPI
 # does not parse is not registered by it).
 PREDICT_REQUEST_MODELS = (PredictRows, PredictRecords)
+EXPLAIN_PARAMETER: dict[str, Any] = {
+    "name": "explain",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "boolean", "default": False},
+    "description": "Also return each feature's contribution per row, and the intercept",
+}
 PREDICT_OPENAPI: dict[str, Any] = {
     # The endpoint reads ``model_id`` from ``request.path_params``, so it is declared here.
     "parameters": [
-        {"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"}}
+        {"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"}},
+        EXPLAIN_PARAMETER,
     ],
     "requestBody": {
         "content": {
@@ -124,26 +132,47 @@ async def predict(request: Request) -> Response:
     model = await compiled_model(app_state, answering.model_id)
     content_type = request.headers.get("content-type", "application/json").lower()
     limit = app_state.settings.max_predict_rows
+    explain = _explain_flag(request)
     body = await _read_body(request, max_lines=limit + 1 if _is_csv(content_type) else None)
-    if len(body) <= INLINE_PREDICT_BYTES:
+    extra: dict[str, Any] | None = None
+    if explain:
+        predictions, extra = await run_in_threadpool(
+            _predict_explained, model, content_type, body, limit
+        )
+    elif len(body) <= INLINE_PREDICT_BYTES:
         predictions = _predict(model, content_type, body, limit)
     else:
         predictions = await run_in_threadpool(_predict, model, content_type, body, limit)
     return Response(
-        content=prediction_body(predictions, answering),
+        content=prediction_body(predictions, answering, extra),
         media_type="application/json",
         headers=refs.model_headers(answering),
     )
 
 
-def prediction_body(predictions: np.ndarray, answering: refs.Resolved) -> bytes:
-    """``{"predictions", "model_id", "version"}``: the answer and the model that gave it."""
+def _explain_flag(request: Request) -> bool:
+    """The ``explain`` query parameter: ``true``/``false`` (default false), else a 422."""
+    value = request.query_params.get("explain", "false").lower()
+    if value not in ("true", "false", "1", "0"):
+        raise errors.InvalidInput(
+            f"explain must be true or false, got {value!r}",
+            errors=[errors.field_error("/query/explain", "expected true or false")],
+        )
+    return value in ("true", "1")
+
+
+def prediction_body(
+    predictions: np.ndarray, answering: refs.Resolved, extra: dict[str, Any] | None = None
+) -> bytes:
+    """``{"predictions", "model_id", "version"}``: the answer and the model that gave it
+    (with ``extra``: the explanation's ``intercept`` and ``contributions``)."""
     return orjson.dumps(
         {
             "predictions": predictions,
             "model_id": answering.model_id,
             "name": answering.name,
             "version": answering.version,
+            **(extra or {}),
         },
         option=orjson.OPT_SERIALIZE_NUMPY,
     )
@@ -172,7 +201,7 @@ router.add_api_route(
     predict,
     methods=["POST"],
     route_class_override=RequestHandlerRoute,
-    openapi_extra={**PREDICT_OPENAPI, "parameters": VERSION_PARAMETERS},
+    openapi_extra={**PREDICT_OPENAPI, "parameters": [*VERSION_PARAMETERS, EXPLAIN_PARAMETER]},
     name="predict_by_version",
     response_model=Predictions,
     responses=problem_responses(400, 404, 413, 415, 422),
@@ -209,10 +238,31 @@ def get_model(ref: refs.ResolvedRef, request: Request, session: ReadSession) -> 
     return FastJSONResponse(models.model_body(model))
 
 
-@router.get("/{model_id}/export", response_model=PortableModel, responses=problem_responses(404))
-def export_model(ref: refs.ResolvedRef, session: ReadSession) -> Response:
-    """The portable model: plain JSON that predicts with numpy alone."""
-    return FastJSONResponse(models.get_portable(session=session, model_id=ref.model_id))
+ONNX_MEDIA_TYPE = "application/octet-stream"
+
+
+@router.get(
+    "/{model_id}/export",
+    response_model=PortableModel,
+    responses={
+        200: {"content": {ONNX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}},
+        **problem_responses(404, 422),
+    },
+)
+def export_model(
+    ref: refs.ResolvedRef, session: ReadSession, format: Literal["json", "onnx"] = "json"
+) -> Response:
+    """The portable model: plain JSON that predicts with numpy alone (``format=json``), or
+    the same model as one float64 ONNX graph (``format=onnx``, see docs/portable-model.md).
+    """
+    doc = models.get_portable(session=session, model_id=ref.model_id)
+    if format == "onnx":
+        return Response(
+            onnx_export.to_bytes(doc),
+            media_type=ONNX_MEDIA_TYPE,
+            headers={"Content-Disposition": f'attachment; filename="{ref.model_id}.onnx"'},
+        )
+    return FastJSONResponse(doc)
 
 
 @router.get("/{model_id}/path", response_model=RegularizationPath, responses=problem_responses(404))
@@ -436,3 +486,10 @@ def _predict(
     model: portable.CompiledModel, content_type: str, body: bytes, limit: int
 ) -> np.ndarray:
     return predict_input.predict(model, _parse_request(model, content_type, body, limit))
+
+
+def _predict_explained(
+    model: portable.CompiledModel, content_type: str, body: bytes, limit: int
+) -> tuple[np.ndarray, dict[str, Any]]:
+    inputs = _parse_request(model, content_type, body, limit)
+    return predict_input.predict(model, inputs), explain.explanation_body(model, inputs)

@@ -127,6 +127,11 @@ class Tuning(_Body):
     )
 
 
+class ImportanceItem(_Body):
+    feature: str = Field(description="A model column (``feature_names_out``)")
+    coef_norm: Number = Field(description="Its coefficient on the standardized design")
+
+
 class ModelOut(_Body):
     """A model: its identity and what the fit found (the path has a route of its own)."""
 
@@ -151,6 +156,9 @@ class ModelOut(_Body):
     n_test: int
     split: SplitSpec
     warnings: list[str]
+    importance: list[ImportanceItem] = Field(
+        description="The model's columns by decreasing |standardized coefficient| (H2O's coef_norm)"
+    )
 
 
 class TuningItem(_Body):
@@ -291,6 +299,15 @@ class Predictions(_Body):
     model_id: str = Field(description="The model that answered")
     name: str | None = Field(description="The registered name the request named, if any")
     version: int | None = Field(description="The registered version that answered, if any")
+    intercept: Number | None = Field(
+        default=None, description="With ?explain=true: the intercept of every prediction"
+    )
+    contributions: list[dict[str, Number]] | None = Field(
+        default=None,
+        description="With ?explain=true: per row, each input feature's contribution (its "
+        "coefficient times its standardized, imputed value; one-hot columns summed back to "
+        "their feature); the contributions plus the intercept are the prediction",
+    )
 
 
 class ModelView(RootModel[ModelOut | PredictorModelOut]):

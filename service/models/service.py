@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from service import errors
 from service.db import utcnow
 from service.ml.spec import JobSpec
+from service.models import explain
 from service.models.documents import ModelDocuments
 from service.tables import Model
 
@@ -198,6 +199,7 @@ def model_body(model: Model) -> dict[str, Any]:
         # The path (alphas × features) is large; GET /v1/models/{id}/path serves it.
         if key not in SEPARATE_SUMMARY_KEYS:
             body.setdefault(key, value)
+    body["importance"] = explain.importance(model.summary)
     return body
 
 
