@@ -64,6 +64,7 @@ from service.datasets import storage
 from service.ml import fitting
 from service.ml.spec import JobSpec
 from service.ml.threads import threadpool_controller
+from service.models import documents
 from service.worker import runner
 
 SIZES = [(10000, 300), (50000, 500)]
@@ -87,8 +88,18 @@ JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 # (module, attribute path, section or {caller's qualified name: section, None: default}).
 # The caller is the function whose code called the wrapped one (a key matches its qualified
-# name or a dotted tail of it). "a|b" modules: the first that has the attribute (the layout
-# before the redesign, and after it where known).
+# name or a dotted tail of it). "a|b" modules: the first that has the attribute. The layout
+# is issue 11's: the search in service/ml/search/, its path solvers in service/ml/paths/
+# (reached through the estimator families' ``solve_path``), the result in
+# service/ml/fitted.py and the stored documents in service/models/documents.py.
+_SOLVE_PATH: dict[str | None, str | None] = {
+    "full_path_task.<locals>.run": "model's path: solve (on a search thread)",
+    "coefficient_path": "model's path: solve (after the refit)",
+    None: "search: path solves",
+}
+_PREP_WAIT: dict[str | None, str | None] = {
+    "_search_and_prepare": "refit: waiting for the prep thread"
+}
 HOOKS: list[tuple[str, str, str | dict[str | None, str | None]]] = [
     ("service.worker.runner", "_dataset_columns", "read: the worker's dataset cache"),
     ("service.datasets.storage", "read_columns", "read: Parquet → numpy (first job only)"),
@@ -109,44 +120,22 @@ HOOKS: list[tuple[str, str, str | dict[str | None, str | None]]] = [
     ("service.ml.fitting", "_prepare", "preprocessing: other"),
     # the refit waits for the preprocessing thread (nice 19) when the search ends first:
     # in the result, and in leaving the thread pool's block (which joins the thread)
-    ("concurrent.futures", "Future.result", {"fit_job": "refit: waiting for the prep thread"}),
+    ("concurrent.futures", "Future.result", _PREP_WAIT),
+    ("concurrent.futures._base", "Executor.__exit__", _PREP_WAIT),
+    ("service.ml.paths.moments", "TrainingMoments.__init__", "search: fold moments (block Grams)"),
     (
-        "concurrent.futures._base",
-        "Executor.__exit__",
-        {"fit_job": "refit: waiting for the prep thread"},
-    ),
-    (
-        "service.ml.paths.moments|service.ml.tuning",
-        "TrainingMoments.__init__",
-        "search: fold moments (block Grams)",
-    ),
-    (
-        "service.ml.paths.moments|service.ml.tuning",
+        "service.ml.paths.moments",
         "TrainingMoments.fold",
         {
             "full_path_task.<locals>.run": "model's path: whole-split Gram",
             None: "search: fold Gram (centre, scale), validation rows",
         },
     ),
-    (
-        "service.ml.tuning",
-        "solve_chain",
-        {
-            "full_path_task.<locals>.run": "model's path: solve (on a search thread)",
-            "coefficient_path": "model's path: solve (after the refit)",
-            None: "search: path solves",
-        },
-    ),
-    ("service.ml.paths.moments|service.ml.tuning", "CVFold.evaluate", "search: validation scores"),
-    (
-        "service.ml.paths.problem|service.ml.tuning",
-        "PenalizedLeastSquares.from_design",
-        "model's path: problem",
-    ),
-    # after the redesign the path solves are these (before it: solve_chain, below)
-    ("service.ml.paths.enet", "enet_path_chunk", "search: path solves"),
-    ("service.ml.paths.ridge", "ridge_path", "search: path solves"),
-    ("service.ml.tuning", "_outcome", "selection: ranking, summary"),
+    ("service.ml.estimators.linear", "_CoordinateDescent.solve_path", _SOLVE_PATH),
+    ("service.ml.estimators.linear", "RidgeFamily.solve_path", _SOLVE_PATH),
+    ("service.ml.paths.moments", "CVFold.evaluate", "search: validation scores"),
+    ("service.ml.paths.problem", "PenalizedLeastSquares.from_design", "model's path: problem"),
+    ("service.ml.search.strategies", "select", "selection: ranking, summary"),
     ("service.ml.fitting", "_tune", "search: main thread (scheduling, waiting)"),
     (
         "sklearn.linear_model",
@@ -161,10 +150,12 @@ HOOKS: list[tuple[str, str, str | dict[str | None, str | None]]] = [
     ("sklearn.linear_model._base", "LinearModel.predict", "metrics: predict (train, test)"),
     ("sklearn.linear_model", "Ridge.predict", "metrics: predict (train, test)"),
     ("service.ml.fitting", "regression_metrics", "metrics: train and test"),
-    ("service.ml.fitting", "_regularization_path|regularization_path", "model's path: other"),
-    ("service.ml.fitting", "coefficient_tables|original_units", "body: coefficient tables"),
+    ("service.ml.fitting", "comparison_nonzero", "refit: other fits"),
+    ("service.ml.fitting", "regularization_path", "model's path: other"),
+    ("service.ml.fitting", "original_units", "body: coefficient tables"),
     ("service.ml.fitting", "penalty_notations", "body: coefficient tables"),
-    ("service.ml.fitting", "_portable_document|portable_document", "body: portable document"),
+    ("service.ml.fitting", "portable_document", "body: portable document"),
+    ("service.models.documents", "model_summary", "body: the model's summary"),
 ]
 
 
@@ -221,7 +212,9 @@ class Sections:
         kind = type(original) if isinstance(original, classmethod | staticmethod) else None
         if kind is not None:
             original = original.__func__
-        by_caller = section if isinstance(section, dict) else {None: section}
+        by_caller: dict[str | None, str | None] = (
+            dict(section) if isinstance(section, dict) else {None: section}
+        )
         by_caller.setdefault(None, None)
 
         @functools.wraps(original)
@@ -271,7 +264,7 @@ def store_dataset(workdir: Path, n: int, p: int) -> tuple[Path, str]:
         table,
         data_dir=workdir,
         dataset_id=f"ds_profile_{n}x{p}",
-        limits=storage.IngestLimits(max_rows=10**9, max_columns=10**6),
+        limits=storage.IngestLimits(max_rows=10**9, max_columns=10**6, parse_threads=1),
     )
     return workdir / stored.filename, stored.sha256
 
@@ -296,12 +289,13 @@ def run_job(path: Path, sha256: str, spec: JobSpec, sections: Sections) -> dict[
     """One job as the worker runs it; returns its wall seconds and the model's timings."""
     started = time.perf_counter()
     columns = runner._dataset_columns(path, sha256, CACHE_BYTES)
-    outcome = fitting.fit_job(columns, spec, training_sha256=sha256)
+    result = fitting.fit_job(columns, spec, training_sha256=sha256)
+    stored = documents.model_documents(result, spec)
     with sections.section("body: orjson of summary and portable (the row's JSON)"):
-        orjson.dumps(outcome.summary, option=JSON_OPTIONS)
-        orjson.dumps(outcome.portable, option=JSON_OPTIONS)
+        orjson.dumps(stored.summary, option=JSON_OPTIONS)
+        orjson.dumps(stored.portable, option=JSON_OPTIONS)
     wall = time.perf_counter() - started
-    return {"wall": wall, "search": (outcome.summary.get("tuning") or {}).get("seconds", 0.0)}
+    return {"wall": wall, "search": 0.0 if result.search is None else result.search.seconds}
 
 
 def profile_all_threads(call: Callable[[], object]) -> pstats.Stats:
@@ -318,7 +312,7 @@ def profile_all_threads(call: Callable[[], object]) -> pstats.Stats:
     try:
         main.runcall(call)
     finally:
-        threading.setprofile(None)  # type: ignore[arg-type]
+        threading.setprofile(None)
     stats = pstats.Stats(main)
     for profile in profiles:
         with contextlib.suppress(TypeError):  # a thread that recorded nothing
@@ -378,12 +372,18 @@ def main() -> int:
         action="store_true",
         help="what-if: the refit's preprocessing thread keeps the job's priority (not nice 19)",
     )
+    parser.add_argument(
+        "--prep-ab",
+        action="store_true",
+        help="interleave jobs with the prep thread at nice 19 (A) and at the job's priority "
+        "(B); print each one's wall, their ratio, and whether the results are identical",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: the job py-spy records
     args = parser.parse_args()
     settings = Settings()
     if args.prep_at_job_priority:
         # fit_job looks the initializer up when it starts the thread: this is the whole change
-        fitting._behind_the_search = lambda: None  # type: ignore[attr-defined]
+        fitting._behind_the_search = lambda: None
     runner.reuse_freed_memory(settings.worker_reuse_memory_bytes)
     blas_threads = max(1, (os.cpu_count() or 1) // settings.workers)
     threadpool_controller().limit(limits=blas_threads)
@@ -404,6 +404,8 @@ def main() -> int:
         f"{blas_threads} (the worker's), 30 alphas × {FOLDS} folds"
         + ("; what-if: the prep thread NOT at nice 19" if args.prep_at_job_priority else "")
     )
+    if args.prep_ab:
+        return prep_ab(sizes, kinds, args.repeat)
     sections = Sections()
     sections.install()
     if sections.missing:
@@ -440,6 +442,62 @@ def main() -> int:
                     print(f"# cProfile, one job, every thread merged, by own time:\n{body}")
                 if args.py_spy:
                     record_py_spy(Path(args.py_spy), n, p, kind, args.top)
+    return 0
+
+
+def _numbers(result: Any) -> tuple[np.ndarray, ...]:
+    """Every number a job's result reports that does not depend on timing."""
+    search = result.search
+    scores = [] if search is None else [c.mean_score for c in search.candidates]
+    return (
+        np.asarray(result.coef),
+        np.asarray([result.intercept]),
+        np.asarray(list(result.train_metrics.values())),
+        np.asarray(list((result.test_metrics or {}).values())),
+        np.asarray(scores, dtype=np.float64),
+        np.asarray(result.path.coefs),
+    )
+
+
+def prep_ab(sizes: list[tuple[int, ...]], kinds: list[str], repeat: int) -> int:
+    """Jobs alternating A (prep thread at nice 19) and B (at the job's priority)."""
+    niced = fitting._behind_the_search
+
+    def job_priority() -> None:
+        return None
+
+    for n, p in sizes:
+        with tempfile.TemporaryDirectory(prefix="regfit-profile-") as tmp:
+            path, sha = store_dataset(Path(tmp), n, p)
+            runner._last_dataset = None
+            for kind in kinds:
+                spec = job_spec(path.stem, kind)
+                columns = runner._dataset_columns(path, sha, CACHE_BYTES)
+                walls: dict[str, list[float]] = {"A": [], "B": []}
+                results: dict[str, Any] = {}
+                # a first job unmeasured (warm caches), then pairs AB, BA, AB, ...
+                order = ["A"] + [m for j in range(repeat) for m in ("AB" if j % 2 else "BA")]
+                for i, mode in enumerate(order):
+                    fitting._behind_the_search = niced if mode == "A" else job_priority
+                    started = time.perf_counter()
+                    result = fitting.fit_job(columns, spec, training_sha256=sha)
+                    if i:
+                        walls[mode].append(time.perf_counter() - started)
+                    results.setdefault(mode, result)
+                fitting._behind_the_search = niced
+                same = all(
+                    np.array_equal(a, b, equal_nan=True)
+                    for a, b in zip(_numbers(results["A"]), _numbers(results["B"]), strict=True)
+                )
+                a, b = statistics.median(walls["A"]), statistics.median(walls["B"])
+                print(
+                    f"{kind:<10} {n}×{p}: A (nice 19) median {a:.3f} s "
+                    f"[{min(walls['A']):.3f}–{max(walls['A']):.3f}], B (job priority) "
+                    f"median {b:.3f} s [{min(walls['B']):.3f}–{max(walls['B']):.3f}], "
+                    f"B/A {b / a:.3f}; identical numbers: {same}; load "
+                    f"{os.getloadavg()[0]:.1f}",
+                    flush=True,
+                )
     return 0
 
 
@@ -485,8 +543,8 @@ def record_py_spy(directory: Path, n: int, p: int, kind: str, top: int) -> None:
         f"jobs, every thread ({total} samples, of which {waiting} waiting; "
         f"collapsed stacks in {out}); innermost Python functions by share of the busy samples:"
     )
-    for frame, count in sorted(leaves.items(), key=lambda item: -item[1])[:top]:
-        print(f"  {100 * count / busy:5.1f}%  {frame[:150]}")
+    for frame, hits in sorted(leaves.items(), key=lambda item: -item[1])[:top]:
+        print(f"  {100 * hits / busy:5.1f}%  {frame[:150]}")
 
 
 if __name__ == "__main__":
