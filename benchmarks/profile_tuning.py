@@ -17,8 +17,9 @@ time. Sections are told apart by the caller where one function serves several st
 path solve on a fold, for the model's own path on an idle search thread, or after the
 refit). A wrapped name the service no longer has is listed as missing, not an error.
 
-``--prep-at-job-priority`` is a what-if for the next step: the refit's preprocessing thread
-keeps the job's CPU priority instead of nice 19 (``fitting._behind_the_search`` skipped).
+``--prep-at-nice-19`` puts the refit's preprocessing thread back at nice 19 (below the
+search's threads, as before 2026-12-04); ``--prep-ab`` alternates jobs with it at nice 19
+(A) and at the job's priority (B, the service's), and compares their numbers.
 
 ``--cprofile`` adds cProfile's view of one job, every thread merged (the fold threads
 too), by own time; ``--py-spy DIR`` runs a few jobs per size and penalty in a subprocess
@@ -368,9 +369,9 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=25, help="cProfile rows printed")
     parser.add_argument("--py-spy", metavar="DIR", help="py-spy one job per penalty into DIR")
     parser.add_argument(
-        "--prep-at-job-priority",
+        "--prep-at-nice-19",
         action="store_true",
-        help="what-if: the refit's preprocessing thread keeps the job's priority (not nice 19)",
+        help="the refit's preprocessing thread at nice 19 (the service before 2026-12-04)",
     )
     parser.add_argument(
         "--prep-ab",
@@ -381,9 +382,8 @@ def main() -> int:
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: the job py-spy records
     args = parser.parse_args()
     settings = Settings()
-    if args.prep_at_job_priority:
-        # fit_job looks the initializer up when it starts the thread: this is the whole change
-        fitting._behind_the_search = lambda: None
+    if args.prep_at_nice_19:
+        fitting._prepare = _at_nice_19(fitting._prepare)
     runner.reuse_freed_memory(settings.worker_reuse_memory_bytes)
     blas_threads = max(1, (os.cpu_count() or 1) // settings.workers)
     threadpool_controller().limit(limits=blas_threads)
@@ -402,7 +402,7 @@ def main() -> int:
         f"{os.cpu_count()} cores, Python {platform.python_version()}, numpy {np.__version__}; "
         f"load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}; BLAS threads "
         f"{blas_threads} (the worker's), 30 alphas × {FOLDS} folds"
-        + ("; what-if: the prep thread NOT at nice 19" if args.prep_at_job_priority else "")
+        + ("; the prep thread at nice 19" if args.prep_at_nice_19 else "")
     )
     if args.prep_ab:
         return prep_ab(sizes, kinds, args.repeat)
@@ -459,12 +459,23 @@ def _numbers(result: Any) -> tuple[np.ndarray, ...]:
     )
 
 
+def _at_nice_19(prepare: Callable[..., Any]) -> Callable[..., Any]:
+    """``fitting._prepare`` run at nice 19 (Linux: per thread), as the service did before."""
+
+    @functools.wraps(prepare)
+    def niced(*args: Any, **kwargs: Any) -> Any:
+        if sys.platform == "linux" and threading.current_thread() is not threading.main_thread():
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        return prepare(*args, **kwargs)
+
+    return niced
+
+
 def prep_ab(sizes: list[tuple[int, ...]], kinds: list[str], repeat: int) -> int:
     """Jobs alternating A (prep thread at nice 19) and B (at the job's priority)."""
-    niced = fitting._behind_the_search
-
-    def job_priority() -> None:
-        return None
+    job_priority = fitting._prepare
+    niced = _at_nice_19(job_priority)
 
     for n, p in sizes:
         with tempfile.TemporaryDirectory(prefix="regfit-profile-") as tmp:
@@ -478,13 +489,13 @@ def prep_ab(sizes: list[tuple[int, ...]], kinds: list[str], repeat: int) -> int:
                 # a first job unmeasured (warm caches), then pairs AB, BA, AB, ...
                 order = ["A"] + [m for j in range(repeat) for m in ("AB" if j % 2 else "BA")]
                 for i, mode in enumerate(order):
-                    fitting._behind_the_search = niced if mode == "A" else job_priority
+                    fitting._prepare = niced if mode == "A" else job_priority
                     started = time.perf_counter()
                     result = fitting.fit_job(columns, spec, training_sha256=sha)
                     if i:
                         walls[mode].append(time.perf_counter() - started)
                     results.setdefault(mode, result)
-                fitting._behind_the_search = niced
+                fitting._prepare = job_priority
                 same = all(
                     np.array_equal(a, b, equal_nan=True)
                     for a, b in zip(_numbers(results["A"]), _numbers(results["B"]), strict=True)

@@ -16,10 +16,6 @@ model's API body is made of it by :mod:`service.models.documents`.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -82,15 +78,16 @@ def _search_and_prepare(
     """Run the search of ``spec.tuning``, and meanwhile prepare the refit's designs.
 
     The refit's preprocessing does not depend on the search's answer: it runs on a thread
-    of its own, filling the cores the search leaves idle between its steps. The training
+    of its own, beside the search's. The training
     rows are gathered once for both (each gets its own copy: both work on theirs in place).
     """
     assert spec.tuning is not None
     train_numeric, test_numeric = design.numeric_blocks(columns, [train, test])
     search_numeric = train_numeric.copy()
-    with ThreadPoolExecutor(
-        1, thread_name_prefix="regfit-prep", initializer=_behind_the_search
-    ) as pool:
+    # The thread keeps the job's CPU priority: at nice 19 (below the search's threads) it
+    # lost the cores to every other process of a shared machine, and the refit waited for
+    # it (benchmarks/README.md, "The refit's preprocessing thread").
+    with ThreadPoolExecutor(1, thread_name_prefix="regfit-prep") as pool:
         kinds = searched_kinds(spec.tuning, spec.penalty.type)
         prepared = pool.submit(
             _prepare, design, columns, train, test, (train_numeric, test_numeric), kinds
@@ -140,17 +137,6 @@ def _tune(
         train_numeric=train_numeric,
         n_jobs=n_jobs,
     )
-
-
-def _behind_the_search() -> None:
-    """Lower this thread's CPU priority below the search threads' (Linux: nice per thread).
-
-    The refit's preprocessing is needed only once the search has ended, so where both want
-    a core the search should have it; the preprocessing fills the gaps.
-    """
-    if sys.platform == "linux":  # elsewhere PRIO_PROCESS takes a process id, not a thread's
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
 
 
 def _prepare(
