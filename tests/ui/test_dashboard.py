@@ -14,10 +14,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import unavailable
 from fastapi.testclient import TestClient
 from sklearn.datasets import make_regression
-from test_docs import CHROMIUM, CHROMIUM_ARGS, assert_only_the_service
+from test_docs import assert_only_the_service
 from test_e2e import Server
 
 TRAINER_KEY = "rfk_" + "t" * 40
@@ -78,22 +77,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv.start()
     yield srv
     srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        unavailable(f"{CHROMIUM} is missing (apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("playwright is not installed (the dev extra has it)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
-        yield chromium
-        chromium.close()
 
 
 def _csv(path: Path) -> Path:
