@@ -23,6 +23,7 @@ warns when a class has fewer members than folds).
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 from dataclasses import dataclass
@@ -37,20 +38,10 @@ from service.ml.estimators import Penalty
 from service.ml.estimators.logistic import CLASSIFICATION_KINDS, logistic_family
 from service.ml.preprocessing import Columns, DesignTransformer, FeatureLayout
 from service.ml.search.select import _rank
-from service.ml.spec import PreprocessingSpec
+from service.ml.spec import CLASSIFICATION_SCORERS, PreprocessingSpec, TuningSpec
+from service.ml.spec import DEFAULT_SCORING as _DEFAULT_SCORING
 
-CLASSIFICATION_SCORERS = (
-    "accuracy",
-    "balanced_accuracy",
-    "neg_log_loss",
-    "roc_auc",
-    "roc_auc_ovr",
-    "f1",
-    "f1_macro",
-    "precision",
-    "recall",
-)
-DEFAULT_SCORING = "neg_log_loss"
+DEFAULT_SCORING = _DEFAULT_SCORING["classification"]
 
 
 @dataclass
@@ -175,3 +166,45 @@ def _one_standard_error(candidates: list[ClassifierCandidate], best: int, folds:
         if same and candidate.mean_score >= threshold and (candidate.penalty.C or 0.0) < chosen_c:
             chosen = i
     return chosen
+
+
+def search_classifier(
+    columns: Columns,
+    layout: FeatureLayout,
+    prep: PreprocessingSpec,
+    y: np.ndarray,
+    train: np.ndarray,
+    tuning: TuningSpec,
+    base: Penalty,
+) -> ClassifierSearch:
+    """Run a job's ``tuning`` for a classifier: the seam the worker calls.
+
+    A grid search scores the product of ``tuning.space``'s lists in the order
+    ``ParameterGrid`` walks them (keys sorted).
+
+    Raises
+    ------
+    FitError
+        For a strategy not served for classifiers yet, and as :func:`grid_search_classifier`.
+    """
+    if tuning.strategy != "grid":
+        raise FitError(
+            f"strategy {tuning.strategy!r} is not served for classification yet; use 'grid'"
+        )
+    keys = sorted(tuning.space)
+    lists = [tuning.space[key] for key in keys]
+    grid = [dict(zip(keys, values, strict=True)) for values in itertools.product(*lists)]
+    return grid_search_classifier(
+        columns,
+        layout,
+        prep,
+        y,
+        train,
+        grid,
+        base,
+        folds=tuning.cv.folds,
+        shuffle=tuning.cv.shuffle,
+        random_state=tuning.cv.random_state,
+        scoring=tuning.scoring or DEFAULT_SCORING,
+        select=tuning.select,
+    )

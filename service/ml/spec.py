@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import (
     AfterValidator,
@@ -30,9 +30,25 @@ from pydantic_core import PydanticCustomError
 
 PenaltyKind = Literal["l1", "l2", "elasticnet"]
 Task = Literal["regression", "classification"]
-Scoring = Literal[
+RegressionScoring = Literal[
     "r2", "neg_mean_squared_error", "neg_root_mean_squared_error", "neg_mean_absolute_error"
 ]
+# scikit-learn's scorer names for a classifier (service.ml.classification_search scores them).
+ClassificationScoring = Literal[
+    "accuracy",
+    "balanced_accuracy",
+    "neg_log_loss",
+    "roc_auc",
+    "roc_auc_ovr",
+    "f1",
+    "f1_macro",
+    "precision",
+    "recall",
+]
+Scoring = Literal[RegressionScoring, ClassificationScoring]  # one flat Literal: one error
+REGRESSION_SCORERS: tuple[str, ...] = get_args(RegressionScoring)
+CLASSIFICATION_SCORERS: tuple[str, ...] = get_args(ClassificationScoring)
+DEFAULT_SCORING: dict[str, str] = {"regression": "r2", "classification": "neg_log_loss"}
 
 PENALTY_ALIASES: dict[str, PenaltyKind] = {
     "l1": "l1",
@@ -41,7 +57,9 @@ PENALTY_ALIASES: dict[str, PenaltyKind] = {
     "ridge": "l2",
     "elasticnet": "elasticnet",
 }
-SEARCHABLE = ("alpha", "l1_ratio", "penalty")
+SEARCHABLE = ("alpha", "C", "l1_ratio", "penalty")
+# The strength each task searches: alpha (regression), C (classification, LogisticRegression).
+STRENGTH = {"regression": "alpha", "classification": "C"}
 
 # Solver bounds a fit can finish within: coordinate descent sweeps (scikit-learn's default
 # is 1000), and the tolerance, whose duality gap (relative to ‖y‖²) float64 sums cannot
@@ -303,6 +321,8 @@ def _check_dimension(key: str, values: Any) -> list[float] | list[str] | RangeSp
                 raise _spec_error(first["type"], f"space.{key}: {first['msg']}", at=at) from None
         if key == "alpha" and spec.low < 0:
             raise _spec_error("space_range", "space.alpha: low must be >= 0", at=(key, "low"))
+        if key == "C" and spec.low <= 0:
+            raise _spec_error("space_range", "space.C: low must be > 0", at=(key, "low"))
         if key == "l1_ratio" and not (spec.low >= 0 and spec.high <= 1):
             raise _spec_error(
                 "space_range", "space.l1_ratio: the range must lie within [0, 1]", at=(key,)
@@ -330,8 +350,8 @@ def _check_dimension(key: str, values: Any) -> list[float] | list[str] | RangeSp
             raise _spec_error(
                 "space_values", f"space.{key}[{i}]: {value!r} is not a finite number", at=(key, i)
             )
-        if value < 0 or (key == "l1_ratio" and value > 1):
-            bound = "in [0, 1]" if key == "l1_ratio" else ">= 0"
+        if value < 0 or (key == "l1_ratio" and value > 1) or (key == "C" and value == 0):
+            bound = {"l1_ratio": "in [0, 1]", "C": "> 0"}.get(key, ">= 0")
             raise _spec_error(
                 "space_values", f"space.{key}[{i}]: {value!r} must be {bound}", at=(key, i)
             )
@@ -352,10 +372,17 @@ class TuningSpec(_Spec):
     space: dict[str, list[float] | list[str] | RangeSpec]
     n_trials: Annotated[int, Field(ge=1, le=1_000_000, strict=True)] = 50
     cv: CVSpec = Field(default_factory=CVSpec)
-    scoring: Scoring = "r2"
+    # None: the task's default (r2 for regression, neg_log_loss for classification), filled
+    # in by JobSpec so the echo shows the scorer used.
+    scoring: Scoring | None = None
     timeout_seconds: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)] | None = None
     select: Literal["best", "1se"] = "best"
     random_state: Seed | None = 0
+
+    @property
+    def scorer(self) -> str:
+        """The scorer's name (the job fills in the task's default; r2 for a bare spec)."""
+        return self.scoring or DEFAULT_SCORING["regression"]
 
     @field_validator("space", mode="before")
     @classmethod
@@ -520,7 +547,8 @@ class JobSpec(_Spec):
         return self
 
     def _check_task(self) -> None:
-        """The penalty's and split's fields must belong to the job's task."""
+        """The penalty's, split's and tuning's fields must belong to the job's task."""
+        self._check_tuning_task()
         penalty = self.penalty
         if self.task == "regression":
             for key in ("C", "class_weight"):
@@ -550,6 +578,30 @@ class JobSpec(_Spec):
                 penalty.C = 1.0
         if self.split.stratify is None:
             self.split.stratify = True
+
+    def _check_tuning_task(self) -> None:
+        """The searched strength and the scorer are the task's; the default scorer is filled in."""
+        tuning = self.tuning
+        if tuning is None:
+            return
+        other = STRENGTH["classification" if self.task == "regression" else "regression"]
+        if other in tuning.space:
+            raise _spec_error(
+                "space_task",
+                f"tuning.space.{other} does not apply to task {self.task!r}; search "
+                f"{STRENGTH[self.task]!r} instead",
+                at=("tuning", "space", other),
+            )
+        if tuning.scoring is None:
+            tuning.scoring = DEFAULT_SCORING[self.task]  # type: ignore[assignment]
+        allowed = REGRESSION_SCORERS if self.task == "regression" else CLASSIFICATION_SCORERS
+        if tuning.scoring not in allowed:
+            raise _spec_error(
+                "scoring_task",
+                f"tuning.scoring {tuning.scoring!r} does not score task {self.task!r}; "
+                f"use one of {', '.join(allowed)}",
+                at=("tuning", "scoring"),
+            )
 
     @property
     def stratified(self) -> bool:

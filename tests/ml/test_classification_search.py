@@ -106,3 +106,63 @@ def test_unknown_scorer_and_unsplittable_folds_are_fit_errors() -> None:
         _search(X, y, {"type": "l2"}, [{"C": 1.0}], scoring="r2")
     with pytest.raises(FitError, match="stratified folds"):
         _search(X[:60], y[:60], {"type": "l2"}, [{"C": 1.0}], folds=100)
+
+
+def test_a_job_specs_grid_tuning_is_the_grid_search() -> None:
+    """search_classifier (the worker's seam) walks tuning.space as ParameterGrid does."""
+    from service.ml.classification_search import search_classifier
+    from service.ml.spec import JobSpec
+
+    X, y = load_iris(return_X_y=True)
+    spec = JobSpec.model_validate(
+        {
+            "dataset_id": "ds_0",
+            "target": "y",
+            "task": "classification",
+            "penalty": {"type": "l2", "max_iter": 10_000},
+            "tuning": {"space": {"C": [0.1, 1.0, 10.0]}, "cv": {"folds": 3}},
+        }
+    )
+    assert spec.tuning is not None and spec.tuning.scoring == "neg_log_loss"
+    columns: dict[str, np.ndarray] = {f"x{j}": X[:, j] for j in range(X.shape[1])}
+    columns["y"] = y
+    layout = select_features(columns, target="y", features=None, prep=spec.preprocessing)
+    base = resolve_classifier(spec.penalty, len(y))
+    search = search_classifier(
+        columns, layout, spec.preprocessing, y, np.arange(len(y)), spec.tuning, base
+    )
+    direct = _search(
+        X, y, {"type": "l2", "max_iter": 10_000}, [{"C": c} for c in [0.1, 1.0, 10.0]], folds=3
+    )
+    assert [c.params for c in search.candidates] == [{"C": 0.1}, {"C": 1.0}, {"C": 10.0}]
+    assert [c.mean_score for c in search.candidates] == [c.mean_score for c in direct.candidates]
+    assert search.selected_index == direct.selected_index
+
+
+@pytest.mark.parametrize(
+    ("task", "tuning", "at"),
+    [
+        ("classification", {"space": {"alpha": [0.1, 1.0]}}, ["tuning", "space", "alpha"]),
+        ("regression", {"space": {"C": [0.1, 1.0]}}, ["tuning", "space", "C"]),
+        ("classification", {"space": {"C": [0.1]}, "scoring": "r2"}, ["tuning", "scoring"]),
+        ("regression", {"space": {"alpha": [0.1]}, "scoring": "accuracy"}, ["tuning", "scoring"]),
+        ("classification", {"space": {"C": [0.0, 1.0]}}, ["tuning", "space", "C", 0]),
+    ],
+)
+def test_tuning_fields_belong_to_the_task(task: str, tuning: dict[str, Any], at: list[Any]) -> None:
+    from pydantic import ValidationError
+
+    from service.ml.spec import JobSpec
+
+    with pytest.raises(ValidationError) as caught:
+        JobSpec.model_validate(
+            {
+                "dataset_id": "ds_0",
+                "target": "y",
+                "task": task,
+                "penalty": {"type": "l2"},
+                "tuning": tuning,
+            }
+        )
+    error = caught.value.errors()[0]
+    assert [*error["loc"], *error.get("ctx", {}).get("at", ())][-len(at) :] == at, error

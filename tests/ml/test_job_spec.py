@@ -143,7 +143,7 @@ def test_tuning_space_is_validated_and_normalised() -> None:
     )
     assert tuning.space["alpha"] == RangeSpec(low=1e-4, high=10, log=True)
     assert tuning.space["l1_ratio"] == [0.0, 1.0, 0.5]
-    assert tuning.cv.folds == 5 and tuning.scoring == "r2" and tuning.n_trials == 50
+    assert tuning.cv.folds == 5 and tuning.scorer == "r2" and tuning.n_trials == 50
 
 
 @pytest.mark.parametrize(
@@ -165,7 +165,7 @@ def test_tuning_space_is_validated_and_normalised() -> None:
         ({"strategy": "random", "space": {"alpha": {"low": 2, "high": 1}}}, ("space",), "low"),
         ({"space": {"alpha": [1]}, "cv": {"folds": 1}}, ("cv", "folds"), "greater than"),
         ({"space": {"alpha": [1]}, "cv": {"random_state": 3}}, ("cv",), "shuffle"),
-        ({"space": {"alpha": [1]}, "scoring": "accuracy"}, ("scoring",), "'r2'"),
+        ({"space": {"alpha": [1]}, "scoring": "f2"}, ("scoring",), "'r2'"),
         ({"space": {"alpha": [1]}, "n_trials": 0}, ("n_trials",), "greater than"),
         ({"space": {"alpha": [1]}, "timeout_seconds": 0}, ("timeout_seconds",), "greater"),
     ],

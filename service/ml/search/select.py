@@ -105,7 +105,7 @@ def select(run: SearchRun) -> SearchResult:
 def _format_results(run: SearchRun, finished: list[int]) -> list[CandidateResult]:
     """The finished candidates' rows of ``cv_results_``, ranked."""
     scores = run.cv.scores
-    per_fold = fold_scores(scores, run.cv.penalty.family.scorers[run.cv.tuning.scoring])
+    per_fold = fold_scores(scores, run.cv.penalty.family.scorers[run.cv.tuning.scorer])
     per_fold = per_fold[finished]
     means = per_fold.mean(axis=1)
     stds = per_fold.std(axis=1)

@@ -81,7 +81,7 @@ def bayesian_search(
     study = optuna.create_study(direction="maximize", sampler=sampler)
     seen: dict[Candidate, int] = {}
 
-    scorer = search_.penalty.family.scorers[tuning.scoring]
+    scorer = search_.penalty.family.scorers[tuning.scorer]
 
     def suggest(trial: Any, name: str, dimension: Any) -> float:
         if isinstance(dimension, RangeSpec):
