@@ -208,3 +208,38 @@ def search_classifier(
         scoring=tuning.scoring or DEFAULT_SCORING,
         select=tuning.select,
     )
+
+
+@dataclass
+class ClassifierPath:
+    """Coefficients along ``C`` (ascending) refitted on the training rows.
+
+    ``coef[k]`` is ``LogisticRegression(C=Cs[k], ...).fit(X_train, y_train).coef_`` (one row
+    for two classes, one per class otherwise), ``intercept[k]`` its ``intercept_``.
+    """
+
+    Cs: np.ndarray
+    classes: list[Any]
+    coef: np.ndarray  # (len(Cs), n_rows, n_features_out)
+    intercept: np.ndarray  # (len(Cs), n_rows)
+
+
+def classifier_path(
+    X_train: np.ndarray, y_train: np.ndarray, base: Penalty, Cs: Any
+) -> ClassifierPath:
+    """The converged coefficients of ``base`` at each ``C`` of ``Cs`` (the design is given).
+
+    The reference implementation: one fit per ``C``, each to ``base``'s tolerance.
+    """
+    grid = np.sort(np.asarray(Cs, dtype=np.float64))
+    coefs, intercepts = [], []
+    classes: list[Any] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence is the refit's to report
+        for c in grid:
+            penalty = candidate_penalty({"C": float(c)}, base)
+            estimator = penalty.estimator().fit(X_train, y_train)
+            coefs.append(np.asarray(estimator.coef_, dtype=np.float64))
+            intercepts.append(np.atleast_1d(np.asarray(estimator.intercept_, dtype=np.float64)))
+            classes = list(estimator.classes_)
+    return ClassifierPath(grid, classes, np.stack(coefs), np.stack(intercepts))

@@ -166,3 +166,19 @@ def test_tuning_fields_belong_to_the_task(task: str, tuning: dict[str, Any], at:
         )
     error = caught.value.errors()[0]
     assert [*error["loc"], *error.get("ctx", {}).get("at", ())][-len(at) :] == at, error
+
+
+def test_the_classifier_path_is_each_Cs_logistic_regression() -> None:
+    from service.ml.classification_search import classifier_path
+
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    base = resolve_classifier(PenaltySpec.model_validate({"type": "l2", "tol": 1e-10}), len(y))
+    path = classifier_path(X, y, base, [1.0, 0.01, 0.1])
+    assert path.Cs.tolist() == [0.01, 0.1, 1.0]
+    assert path.coef.shape == (3, 3, 4) and path.intercept.shape == (3, 3)
+    for k, c in enumerate(path.Cs):
+        reference = LogisticRegression(C=c, l1_ratio=0.0, tol=1e-10).fit(X, y)
+        np.testing.assert_allclose(path.coef[k], reference.coef_, rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(path.intercept[k], reference.intercept_, rtol=1e-6, atol=1e-9)
+    assert path.classes == [0, 1, 2]
