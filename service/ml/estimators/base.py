@@ -88,6 +88,10 @@ SCORERS: dict[Task, dict[str, Scorer]] = {
 }
 
 
+# The number of alphas of an untuned model's path (README: "30 alphas around the fitted one").
+PATH_ALPHAS = 30
+
+
 @dataclass(frozen=True)
 class Interval:
     """A closed real interval a hyperparameter must lie in."""
@@ -295,13 +299,27 @@ class EstimatorFamily(ABC):
         return False
 
     def default_path_alphas(
-        self, X: np.ndarray, y: np.ndarray, penalty: Penalty, n_alphas: int = 30
+        self, X: np.ndarray, y: np.ndarray, penalty: Penalty, n_alphas: int = PATH_ALPHAS
     ) -> list[float]:
-        """Alphas around a fitted penalty, for an untuned model's path (descending)."""
+        """``n_alphas`` alphas around a fitted penalty, for an untuned model's path
+        (descending): log-spaced from ``1e3·alpha`` down to ``1e-3·alpha``, the fitted
+        alpha among them (see :func:`path_grid`)."""
         alpha = penalty.alpha
         if alpha <= 0:
-            return [float(a) for a in np.logspace(3, -3, 31)] + [0.0]
-        return [float(alpha * s) for s in np.logspace(3, -3, 31)]
+            return path_grid(1e3, 1e-3, alpha, n_alphas)
+        return path_grid(alpha * 1e3, alpha * 1e-3, alpha, n_alphas)
+
+
+def path_grid(high: float, low: float, alpha: float, n_alphas: int) -> list[float]:
+    """``n_alphas`` alphas (descending) log-spaced from ``high`` down to ``low`` that include
+    the fitted ``alpha``: it replaces the grid's nearest value (in log scale), and widens the
+    grid to reach it when it lies outside; an ``alpha`` of 0 (no penalty, which has no place
+    on a log scale) is appended after ``n_alphas - 1`` log-spaced values."""
+    if alpha <= 0:
+        return [float(a) for a in np.geomspace(high, low, n_alphas - 1)] + [0.0]
+    grid = np.geomspace(max(high, alpha), min(low, alpha), n_alphas)
+    grid[int(np.argmin(np.abs(np.log(grid) - math.log(alpha))))] = alpha
+    return [float(a) for a in grid]
 
 
 _REGISTRY: dict[str, EstimatorFamily] = {}

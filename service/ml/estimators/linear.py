@@ -39,7 +39,14 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from sklearn.linear_model import ElasticNet, Lasso, Ridge
 
-from service.ml.estimators.base import EstimatorFamily, Interval, Penalty, register
+from service.ml.estimators.base import (
+    PATH_ALPHAS,
+    EstimatorFamily,
+    Interval,
+    Penalty,
+    path_grid,
+    register,
+)
 from service.ml.paths import enet, ridge
 from service.ml.paths.problem import PenalizedLeastSquares
 
@@ -82,19 +89,18 @@ class _CoordinateDescent(EstimatorFamily):
         )
 
     def default_path_alphas(
-        self, X: np.ndarray, y: np.ndarray, penalty: Penalty, n_alphas: int = 30
+        self, X: np.ndarray, y: np.ndarray, penalty: Penalty, n_alphas: int = PATH_ALPHAS
     ) -> list[float]:
-        """scikit-learn's ``_alpha_grid`` (``n_alphas`` log-spaced values from the smallest
-        alpha that zeroes every coefficient down to 1e-3 of it), plus the fitted alpha."""
+        """scikit-learn's ``_alpha_grid`` (log-spaced from the smallest alpha that zeroes
+        every coefficient down to 1e-3 of it) with the fitted alpha in it: ``n_alphas`` in
+        all (see :func:`~service.ml.estimators.base.path_grid`)."""
         ratio = self.ratio(penalty)
         if ratio > 0:
             # Xᵀ(y − ȳ) equals the centred design's (X − x̄)ᵀ(y − ȳ).
             Xy = X.T @ (y - y.mean() if penalty.fit_intercept else y)
             alpha_max = float(np.max(np.abs(Xy))) / (len(y) * ratio) if len(y) else 0.0
             if alpha_max > 0 and math.isfinite(alpha_max):
-                grid = set(np.geomspace(alpha_max, alpha_max * 1e-3, n_alphas).tolist())
-                grid.add(float(penalty.alpha))
-                return sorted(grid, reverse=True)
+                return path_grid(alpha_max, alpha_max * 1e-3, float(penalty.alpha), n_alphas)
         return super().default_path_alphas(X, y, penalty, n_alphas)
 
 

@@ -86,3 +86,17 @@ def test_scorers_are_scikit_learns_and_the_path_solver_meets_the_estimator(
     assert converged
     reference = penalty.estimator().fit(X, y)
     np.testing.assert_allclose(coefs[:, 0], reference.coef_, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1e-9, 0.3, 5.0, 1e6])
+@pytest.mark.parametrize("kind", ["l1", "l2", "elasticnet"])
+def test_an_untuned_path_has_exactly_30_alphas_with_the_fitted_one(kind: str, alpha: float) -> None:
+    X, y = make_regression(n_samples=60, n_features=5, noise=1.0, random_state=0)
+    family = estimators.get(kind)
+    penalty = family.penalty(
+        alpha, None, fit_intercept=True, max_iter=None, tol=1e-4, positive=False
+    )
+    alphas = family.default_path_alphas(X, y, penalty)
+    assert len(alphas) == 30
+    assert alpha in alphas
+    assert alphas == sorted(alphas, reverse=True) and len(set(alphas)) == 30
