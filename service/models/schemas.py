@@ -79,7 +79,13 @@ class Candidate(_Body):
     mean_score: Number
     std_score: Number
     fold_scores: list[Number]
-    fit_seconds: float
+    fit_seconds: float = Field(
+        description="The candidate's own solve and validation-scoring seconds, summed over "
+        "the folds: where one warm-started path solves many alphas in one call, the call's "
+        "measured time is split across its alphas in proportion to the coordinate-descent "
+        "sweeps each took (Ridge's alphas share one decomposition equally); building the "
+        "folds is not included"
+    )
     rank: int
     n_nonzero: float = Field(description="Mean nonzero coefficients over the folds")
 

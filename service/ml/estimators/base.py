@@ -62,7 +62,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from service.ml.errors import FitError
 from service.ml.metrics import prediction_metrics
-from service.ml.paths.problem import PenalizedLeastSquares
+from service.ml.paths.problem import PathSolution, PenalizedLeastSquares
 
 Task = Literal["regression", "classification"]
 
@@ -258,9 +258,10 @@ class EstimatorFamily(ABC):
         l1_ratio: float | None,
         alphas: Sequence[float],
         coef_init: np.ndarray | None,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Solve ``problem`` for ``alphas`` (descending): coefficients (a column per alpha)
-        and each solution's duality gap relative to ``‖y − ȳ‖²`` (0 for exact solutions).
+    ) -> PathSolution:
+        """Solve ``problem`` for ``alphas`` (descending): coefficients (a column per alpha),
+        each solution's duality gap relative to ``‖y − ȳ‖²`` (0 for exact solutions), and
+        each alpha's share of the work (:class:`~service.ml.paths.problem.PathSolution`).
 
         ``penalty`` supplies ``positive``, ``tol`` and ``max_iter``.
         """
@@ -287,8 +288,8 @@ class EstimatorFamily(ABC):
             )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            coefs, gaps = self.solve_path(problem, penalty, penalty.l1_ratio, list(alphas), None)
-        return coefs, bool(np.all(gaps <= penalty.tol))
+            solution = self.solve_path(problem, penalty, penalty.l1_ratio, list(alphas), None)
+        return solution.coefs, bool(np.all(solution.gaps <= penalty.tol))
 
     def path_in_one_step(self, penalty: Penalty) -> bool:
         """Whether one step (a decomposition) solves every alpha of a path at once."""

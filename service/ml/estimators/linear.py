@@ -32,6 +32,7 @@ decomposition; Lasso and ElasticNet walk a warm-started coordinate-descent path.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any, ClassVar, Literal
@@ -48,7 +49,7 @@ from service.ml.estimators.base import (
     register,
 )
 from service.ml.paths import enet, ridge
-from service.ml.paths.problem import PenalizedLeastSquares
+from service.ml.paths.problem import PathSolution, PenalizedLeastSquares
 
 # Warm-started paths run this much tighter than the job's tol (see service.ml.paths.enet).
 PATH_TOL_FACTOR = 1e-4
@@ -77,7 +78,7 @@ class _CoordinateDescent(EstimatorFamily):
         l1_ratio: float | None,
         alphas: Sequence[float],
         coef_init: np.ndarray | None,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> PathSolution:
         return enet.enet_path_chunk(
             problem,
             alphas,
@@ -231,21 +232,20 @@ class RidgeFamily(EstimatorFamily):
         l1_ratio: float | None,
         alphas: Sequence[float],
         coef_init: np.ndarray | None,
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> PathSolution:
         if penalty.positive:
             # ``penalty`` carries the search's shared settings; the estimator is this family's.
-            coefs = np.hstack(
-                [
-                    ridge.ridge_positive(
-                        problem,
-                        self.build(replace(penalty, kind=self.kind, alpha=a, l1_ratio=None)),
-                    )
-                    for a in alphas
-                ]
-            )
-        else:
-            coefs = ridge.ridge_path(problem, alphas)
-        return coefs, np.zeros(len(alphas))
+            columns, seconds = [], []
+            for a in alphas:
+                started = time.perf_counter()
+                estimator = self.build(replace(penalty, kind=self.kind, alpha=a, l1_ratio=None))
+                columns.append(ridge.ridge_positive(problem, estimator))
+                seconds.append(time.perf_counter() - started)
+            return PathSolution(np.hstack(columns), np.zeros(len(alphas)), np.array(seconds))
+        # One decomposition and one product serve every alpha alike.
+        return PathSolution(
+            ridge.ridge_path(problem, alphas), np.zeros(len(alphas)), np.ones(len(alphas))
+        )
 
     def path_in_one_step(self, penalty: Penalty) -> bool:
         return not penalty.positive  # L-BFGS-B has no closed form: one fit per alpha

@@ -44,6 +44,15 @@ CHUNK_SECONDS = 0.05
 CHUNK_GROWTH = 16
 
 
+def alpha_seconds(work: np.ndarray, solve_seconds: float, score_seconds: float) -> np.ndarray:
+    """Each alpha's seconds of a path solved and scored in one go: the solve's measured
+    time split in proportion to the solver's count of each alpha's ``work`` (coordinate
+    descent's sweeps), the validation scoring's (the same product per alpha) evenly."""
+    total = float(work.sum())
+    share = work / total if total > 0 else np.full(len(work), 1.0 / len(work))
+    return solve_seconds * share + score_seconds / len(work)
+
+
 @dataclass(frozen=True)
 class Segment:
     """Alphas (descending) of one chain, solved in one go; ``members[j]`` sit at ``alphas[j]``."""
@@ -207,7 +216,7 @@ class CrossValidation:
         solution (the warm start of the chain's next chunk) and the seconds the task took.
         """
 
-        def run() -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]] | None:
+        def run() -> list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] | None:
             fold = self.folds[k]
             results = []
             start = coef_init
@@ -216,11 +225,15 @@ class CrossValidation:
                     return None
                 started = time.perf_counter()
                 family = estimators.get(segment.kind)
-                coefs, gaps = family.solve_path(
+                solution = family.solve_path(
                     fold.problem, self.penalty, segment.l1_ratio, segment.alphas, start
                 )
-                metrics, nonzero = fold.evaluate(coefs, family.fold_metrics)
-                results.append((coefs, gaps, metrics, nonzero, time.perf_counter() - started))
+                solved = time.perf_counter()
+                metrics, nonzero = fold.evaluate(solution.coefs, family.fold_metrics)
+                seconds = alpha_seconds(
+                    solution.work, solved - started, time.perf_counter() - solved
+                )
+                results.append((solution.coefs, solution.gaps, metrics, nonzero, seconds))
                 start = None
             return results
 
@@ -233,7 +246,6 @@ class CrossValidation:
                 segments, results, strict=True
             ):
                 solved = fold.solved.setdefault((segment.kind, segment.l1_ratio), {})
-                share = seconds / len(segment.alphas)
                 for j, (alpha, indices) in enumerate(
                     zip(segment.alphas, segment.members, strict=True)
                 ):
@@ -241,12 +253,12 @@ class CrossValidation:
                     for i in indices:
                         self.scores.metrics[i, k] = metrics[j]
                         self.scores.nonzero[i, k] = nonzero[j]
-                        self.scores.seconds[i] += share
+                        self.scores.seconds[i] += seconds[j]
                         self.scores.done[i, k] = True
                         self.scores.unconverged[i, k] = gaps[j] > self.penalty.tol
             if follow_up is None:
                 return []
-            return follow_up(results[-1][0][:, -1].copy(), sum(r[4] for r in results))
+            return follow_up(results[-1][0][:, -1].copy(), sum(float(r[4].sum()) for r in results))
 
         return Task(priority, run, done)
 
@@ -326,10 +338,10 @@ class CrossValidation:
             if self.scheduler.stop.is_set() or self.moments is None:
                 return None
             problem = self.moments.fold(None).problem
-            coefs, gaps = estimators.get(segment.kind).solve_path(
+            solution = estimators.get(segment.kind).solve_path(
                 problem, self.penalty, segment.l1_ratio, segment.alphas, None
             )
-            return problem, coefs, gaps
+            return problem, solution.coefs, solution.gaps
 
         def done(
             result: tuple[PenalizedLeastSquares, np.ndarray, np.ndarray] | None,

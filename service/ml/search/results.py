@@ -24,7 +24,10 @@ class CandidateResult:
     mean_score, std_score : float
         ``mean_test_score`` and ``std_test_score`` (NaN when a fold score is).
     fit_seconds : float
-        The candidate's share of the solver time, summed over folds.
+        The candidate's own solver and validation-scoring time, summed over folds: a path
+        chunk solved in one call is timed, and its time split across the chunk's alphas by
+        the work the solver counts for each (coordinate descent's sweeps; a closed form's
+        alphas alike), the scoring's evenly (:func:`~service.ml.search.evaluate.alpha_seconds`).
     rank : int
         ``rank_test_score``.
     n_nonzero : float
