@@ -4,8 +4,9 @@ compared families' sparsity."""
 
 from __future__ import annotations
 
+import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,10 @@ class RegularizationPath:
     """The fitted penalty's coefficients (scaled units) along a range of its alphas.
 
     ``coefs`` has one row per output feature and one column per alpha of ``alphas``
-    (descending); ``cv_mean``/``cv_std`` are the searched alphas' CV scores of a tuned model.
+    (descending); ``cv_mean``/``cv_std`` are the searched alphas' CV scores of a tuned model
+    (NaN at an alpha that was not searched). ``compared`` holds, for a comparison of
+    penalties, each compared family's path (the model's own family: this path) in the
+    order searched, its ``alpha`` that family's best.
     """
 
     kind: str
@@ -33,6 +37,7 @@ class RegularizationPath:
     converged: bool
     cv_mean: list[float] | None = None
     cv_std: list[float] | None = None
+    compared: tuple[RegularizationPath, ...] = ()
 
 
 @dataclass
@@ -161,6 +166,12 @@ def comparison_nonzero(
     return out
 
 
+# A chain searched at fewer alphas than this (one per candidate in a random or Bayesian
+# search over a continuous ``l1_ratio``) is not a curve: its path runs over the family's
+# default alphas around the chosen one too.
+FEW_SEARCHED_ALPHAS = 3
+
+
 def regularization_path(
     penalty: Penalty,
     X_train: np.ndarray,
@@ -171,27 +182,81 @@ def regularization_path(
 
     A tuned model's path runs over the searched alphas of the selected penalty and
     ``l1_ratio``, with their CV scores; an untuned model's over
-    :meth:`~service.ml.estimators.EstimatorFamily.default_path_alphas`.
+    :meth:`~service.ml.estimators.EstimatorFamily.default_path_alphas`, as does a tuned
+    one's whose chain was searched at fewer than :data:`FEW_SEARCHED_ALPHAS` alphas (with
+    the searched ones added). A comparison of penalties adds each compared family's path
+    along its own searched alphas (``compared``).
     """
-    if tuned is not None:
-        alphas = tuned.path_alphas
-    else:
+    if tuned is None:
         alphas = penalty.family.default_path_alphas(X_train, y_train, penalty)
-    if tuned is not None and tuned.path_coefficients is not None:
-        coefs, converged = tuned.path_coefficients  # the search solved it on an idle thread
+        coefs, converged = penalty.family.coefficient_path(X_train, y_train, penalty, alphas)
+        return RegularizationPath(
+            kind=penalty.kind,
+            l1_ratio=penalty.l1_ratio,
+            alpha=penalty.alpha,
+            alphas=list(alphas),
+            coefs=coefs,
+            converged=converged,
+        )
+    selected = _searched_path(
+        penalty,
+        X_train,
+        y_train,
+        (tuned.path_alphas, tuned.path_mean, tuned.path_std),
+        tuned,
+        solved=tuned.path_coefficients,  # the search solved it on an idle thread
+    )
+    if tuned.comparison is None:
+        return selected
+    compared = tuple(
+        selected
+        if best.kind == penalty.kind
+        else _searched_path(
+            best.penalty,
+            X_train,
+            y_train,
+            (best.path_alphas, best.path_mean, best.path_std),
+            tuned,
+            solved=None,
+        )
+        for best in tuned.comparison
+    )
+    return replace(selected, compared=compared)
+
+
+def _searched_path(
+    penalty: Penalty,
+    X_train: np.ndarray,
+    y_train: np.ndarray,
+    curve: tuple[list[float], list[float], list[float]],
+    tuned: SearchResult,
+    *,
+    solved: tuple[np.ndarray, bool] | None,
+) -> RegularizationPath:
+    """``penalty``'s path along its chain's searched ``curve`` (alphas, means, stds)."""
+    searched, means, stds = curve
+    alphas = list(searched)
+    if len(searched) < FEW_SEARCHED_ALPHAS:
+        default = penalty.family.default_path_alphas(X_train, y_train, penalty)
+        alphas = sorted({*default, *searched}, reverse=True)
+        solved = None
+    if solved is not None:
+        coefs, converged = solved
     else:
         coefs, converged = penalty.family.coefficient_path(
-            X_train, y_train, penalty, alphas, problem=None if tuned is None else tuned.path_problem
+            X_train, y_train, penalty, alphas, problem=tuned.path_problem
         )
+    scores = dict(zip(searched, zip(means, stds, strict=True), strict=True))
+    missing = (math.nan, math.nan)
     return RegularizationPath(
         kind=penalty.kind,
         l1_ratio=penalty.l1_ratio,
         alpha=penalty.alpha,
-        alphas=list(alphas),
+        alphas=alphas,
         coefs=coefs,
         converged=converged,
-        cv_mean=None if tuned is None else tuned.path_mean,
-        cv_std=None if tuned is None else tuned.path_std,
+        cv_mean=[scores.get(a, missing)[0] for a in alphas],
+        cv_std=[scores.get(a, missing)[1] for a in alphas],
     )
 
 

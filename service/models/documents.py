@@ -74,7 +74,7 @@ def model_summary(result: FitResult, spec: JobSpec) -> dict[str, Any]:
         "n_test": result.n_test,
         "split": spec.split.model_dump(),
         "warnings": result.warnings,
-        "path": path_body(result.path, names, None if spec.tuning is None else spec.tuning.scoring),
+        "path": path_body(result.path, names, spec.tuning, result.search),
         "plots": plot_data(result),
     }
 
@@ -150,15 +150,37 @@ def tuning_summary(
 
 
 def path_body(
+    path: RegularizationPath,
+    feature_names: list[str],
+    tuning: TuningSpec | None,
+    search: SearchResult | None = None,
+) -> dict[str, Any]:
+    """The model's ``path`` (served by ``GET /v1/models/{id}/path``): the model's penalty
+    along its alphas with the CV curve, each compared penalty's (``compared``), and the
+    candidates of a random or Bayesian search as points (``cv.points``)."""
+    body = penalty_path_body(path, feature_names, None if tuning is None else tuning.scoring)
+    compared = None
+    if path.compared:
+        compared = {
+            other.kind: penalty_path_body(other, feature_names, body["cv"]["scoring"])
+            for other in path.compared
+        }
+    if body["cv"] is not None and search is not None and tuning is not None:
+        body["cv"]["points"] = None if tuning.strategy == "grid" else candidate_points(search, path)
+    return {**body, "compared": compared}
+
+
+def penalty_path_body(
     path: RegularizationPath, feature_names: list[str], scoring: str | None
 ) -> dict[str, Any]:
-    """The model's ``path`` (served by ``GET /v1/models/{id}/path``)."""
+    """One penalty's coefficients along its alphas, nonzero counts and CV curve."""
     cv = None
     if path.cv_mean is not None and path.cv_std is not None:
         cv = {
             "mean": [finite_or_none(v) for v in path.cv_mean],
             "std": [finite_or_none(v) for v in path.cv_std],
             "scoring": scoring,
+            "points": None,
         }
     return {
         "penalty": path.kind,
@@ -171,6 +193,25 @@ def path_body(
         "converged": path.converged,
         "cv": cv,
     }
+
+
+def candidate_points(search: SearchResult, path: RegularizationPath) -> list[dict[str, Any]]:
+    """Every finished candidate as a point: its penalty, ``alpha``, ``l1_ratio`` (searched
+    or fixed) and CV mean and std, in search order."""
+    kinds = {other.kind: other.l1_ratio for other in (path, *path.compared)}
+    points = []
+    for c in search.candidates:
+        kind = c.params.get("penalty", path.kind)
+        points.append(
+            {
+                "penalty": kind,
+                "alpha": c.params.get("alpha", path.alpha),
+                "l1_ratio": c.params.get("l1_ratio", kinds.get(kind)),
+                "mean": finite_or_none(c.mean_score),
+                "std": finite_or_none(c.std_score),
+            }
+        )
+    return points
 
 
 def _cv_metrics(search: SearchResult) -> dict[str, float | None]:

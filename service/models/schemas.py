@@ -225,24 +225,52 @@ class PredictorModelPage(_Body):
     offset: int
 
 
+class CVPoint(_Body):
+    """A candidate of a random or Bayesian search: where it was evaluated and its CV score."""
+
+    penalty: PenaltyKind
+    alpha: float
+    l1_ratio: float | None = Field(description="Searched or fixed; null for Lasso and Ridge")
+    mean: Number
+    std: Number
+
+
 class PathCV(_Body):
-    mean: list[Number]
+    mean: list[Number] = Field(description="Per alpha of the path; null where not searched")
     std: list[Number]
     scoring: Scoring
+    points: list[CVPoint] | None = Field(
+        default=None,
+        description="Random and Bayesian searches, on the model's own curve: every finished "
+        "candidate as a point (a continuous l1_ratio gives each candidate its own chain); "
+        "null for a grid, whose candidates lie on the curves",
+    )
 
 
-class RegularizationPath(_Body):
-    """Coefficients (scaled units) and nonzero counts per alpha, descending."""
+class PenaltyPath(_Body):
+    """One penalty's coefficients (scaled units) and nonzero counts per alpha, descending."""
 
     penalty: PenaltyKind
     l1_ratio: float | None
-    alpha: float = Field(description="The fitted model's alpha")
+    alpha: float = Field(
+        description="The fitted model's alpha (in compared: that penalty's best alpha)"
+    )
     alphas: list[float]
     units: Literal["scaled"]
     coefficients: dict[str, list[Number]]
     n_nonzero: list[int]
     converged: bool
     cv: PathCV | None = Field(description="The CV curve along the path (tuned models)")
+
+
+class RegularizationPath(PenaltyPath):
+    """The model's penalty along its alphas and, for a comparison, every compared one's."""
+
+    compared: dict[str, PenaltyPath] | None = Field(
+        default=None,
+        description="When penalty is searched: per compared penalty kind, its path along "
+        "its own searched alphas (at its best l1_ratio) with its CV curve",
+    )
 
 
 class PortableFeature(_Body):

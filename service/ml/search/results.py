@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -54,7 +54,9 @@ class OneStandardError:
 
 @dataclass(frozen=True)
 class FamilyBest:
-    """The best finished candidate of one estimator family, in a comparison of families."""
+    """The best finished candidate of one estimator family, in a comparison of families,
+    and the CV curve of its chain (its family and ``l1_ratio``): the searched alphas
+    (descending) with their mean and std scores."""
 
     kind: str
     best_index: int
@@ -62,6 +64,9 @@ class FamilyBest:
     alpha: float
     l1_ratio: float | None
     penalty: Penalty  # its estimator, refit on the training split for ``n_nonzero``
+    path_alphas: list[float] = field(default_factory=list)
+    path_mean: list[float] = field(default_factory=list)
+    path_std: list[float] = field(default_factory=list)
 
 
 @dataclass

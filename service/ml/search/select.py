@@ -149,6 +149,19 @@ def _selected_chain(finished: list[Candidate], chosen: int) -> tuple[list[float]
     return sorted(by_alpha, reverse=True), by_alpha
 
 
+def _chain_curve(
+    finished: list[Candidate], results: list[CandidateResult], member: int
+) -> dict[str, list[float]]:
+    """The CV curve of candidate ``member``'s chain: ``path_alphas`` (descending),
+    ``path_mean`` and ``path_std``."""
+    alphas, by_alpha = _selected_chain(finished, member)
+    return {
+        "path_alphas": alphas,
+        "path_mean": [results[by_alpha[a]].mean_score for a in alphas],
+        "path_std": [results[by_alpha[a]].std_score for a in alphas],
+    }
+
+
 def _one_standard_error(
     finished: list[Candidate],
     means: np.ndarray,
@@ -171,7 +184,7 @@ def _one_standard_error(
 def _comparison(
     space: SearchSpace, common: Penalty, finished: list[Candidate], results: list[CandidateResult]
 ) -> list[FamilyBest]:
-    """Per searched family, its best finished candidate."""
+    """Per searched family, its best finished candidate and its chain's CV curve."""
     out: list[FamilyBest] = []
     for kind in space.kinds:
         of_kind = [j for j, c in enumerate(finished) if c.kind == kind]
@@ -187,6 +200,7 @@ def _comparison(
                 alpha=c.alpha,
                 l1_ratio=c.l1_ratio,
                 penalty=c.penalty(common, space.max_iter),
+                **_chain_curve(finished, results, top),
             )
         )
     return out
