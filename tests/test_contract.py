@@ -45,6 +45,7 @@ OPERATIONS = {
     ("get", "/v1/models/{model_id}/versions/{version}"): "get_model_by_version",
     ("get", "/v1/models/{model_id}/versions/{version}/export"): "export_model_by_version",
     ("get", "/v1/models/{model_id}/versions/{version}/path"): "get_model_path_by_version",
+    ("get", "/v1/models/{model_id}/versions/{version}/plots/{kind}"): "get_model_plot_by_version",
     ("post", "/v1/models/{model_id}/versions/{version}/predict"): "predict_by_version",
     ("post", "/v1/models/{model_id}/invocations"): "invocations",
     ("post", "/v1/models/{model_id}/versions/{version}/invocations"): "invocations_by_version",

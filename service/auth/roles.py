@@ -69,6 +69,7 @@ ROUTE_ROLES: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("GET", "/v1/models/{}/versions/{}"): PREDICTORS,
     ("GET", "/v1/models/{}/versions/{}/export"): TRAINERS,
     ("GET", "/v1/models/{}/versions/{}/path"): TRAINERS,
+    ("GET", "/v1/models/{}/versions/{}/plots/{}"): TRAINERS,
     ("POST", "/v1/models/{}/versions/{}/predict"): PREDICTORS,
     ("POST", "/v1/models/{}/invocations"): PREDICTORS,
     ("POST", "/v1/models/{}/versions/{}/invocations"): PREDICTORS,

@@ -286,12 +286,13 @@ SVG_RESPONSE: dict[int | str, dict[str, Any]] = {
 )
 def get_model_plot(
     ref: refs.ResolvedRef,
-    kind: Literal["coefficients", "path", "cv", "residuals"],
+    kind: Literal["coefficients", "path", "cv", "residuals", "comparison"],
     session: ReadSession,
 ) -> Response:
     """A plot of the model as SVG: the coefficients next to the unregularized least-squares
-    ones, the regularization path with the chosen alpha, the CV curve per compared penalty,
-    or the test split's predicted vs actual values."""
+    ones, the regularization path with the chosen alpha (a panel per compared penalty), the
+    CV curve per compared penalty (a random or Bayesian search's candidates as points), the
+    test split's predicted vs actual values, or the compared penalties' coefficients."""
     model = models.get(session=session, model_id=ref.model_id)
     try:
         svg = plots.render(model.id, kind, model.summary)
@@ -299,6 +300,16 @@ def get_model_plot(
         raise errors.NotFound(f"model {ref.model_id!r}: {exc}") from None
     return Response(svg, media_type="image/svg+xml")
 
+
+router.add_api_route(
+    "/{model_id}/versions/{version}/plots/{kind}",
+    get_model_plot,
+    methods=["GET"],
+    name="get_model_plot_by_version",
+    response_class=Response,
+    responses={**SVG_RESPONSE, **problem_responses(404, 422)},
+    openapi_extra=VERSION_OPENAPI,
+)
 
 for _endpoint, _suffix, _model in (
     (get_model, "", ModelView),

@@ -253,7 +253,8 @@ class PenaltyPath(_Body):
     penalty: PenaltyKind
     l1_ratio: float | None
     alpha: float = Field(
-        description="The fitted model's alpha (in compared: that penalty's best alpha)"
+        description="The fitted model's alpha (in compared: that penalty's best alpha, the "
+        "model's own penalty's the model's)"
     )
     alphas: list[float]
     units: Literal["scaled"]
