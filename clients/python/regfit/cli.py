@@ -31,6 +31,7 @@ from regfit import __version__
 from regfit.client import DEFAULT_URL, Client
 from regfit.errors import JobFailed, RegfitError, ServiceUnreachable
 from regfit.resources import Dataset, Job, Model
+from regfit.schemas import PenaltyPath
 
 EXIT_OK, EXIT_API_ERROR, EXIT_USAGE, EXIT_JOB_FAILED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
@@ -169,8 +170,9 @@ def resolve_dataset(client: Client, ref: str) -> Dataset:
 
 
 def resolve_model(client: Client, ref: str) -> Model:
-    """A model by id (``mdl_…``), by name (the newest of that name) or ``latest``."""
-    if ref.startswith("mdl_"):
+    """A model by id (``mdl_…``), registry reference (``name@alias``, ``name/versions/n``),
+    by name (the newest of that name) or ``latest``."""
+    if ref.startswith("mdl_") or "@" in ref or "/versions/" in ref:
         return client.model(ref)
     if ref == "latest":
         found = client.models(limit=1)
@@ -194,7 +196,10 @@ def resolve_job(client: Client, ref: str) -> Job:
 
 
 DatasetArg = Annotated[str, typer.Argument(help="Dataset id, name, or 'latest'.")]
-ModelArg = Annotated[str, typer.Argument(help="Model id, name, or 'latest'.")]
+ModelArg = Annotated[
+    str,
+    typer.Argument(help="Model id, name@alias, name/versions/N, a model's name, or 'latest'."),
+]
 JobArg = Annotated[str, typer.Argument(help="Job id or 'latest'.")]
 
 
@@ -624,21 +629,30 @@ def models_show(model: ModelArg, json_output: JsonOption = False) -> None:
 
 @models_app.command("path")
 def models_path(model: ModelArg, json_output: JsonOption = False) -> None:
-    """Show the regularization path: n_nonzero (and the CV score) per alpha."""
+    """Show the regularization path: n_nonzero (and the CV score) per alpha; for a penalty
+    comparison, one table per compared penalty."""
     state = _state(json_output)
     found = resolve_model(state.client, model)
     path = found.path()
 
-    def render() -> None:
-        columns = ["alpha", "n_nonzero"] + (["cv mean", "cv std"] if path.cv else [])
-        table = Table(*columns, title=f"{found.id}: {path.penalty} path")
-        for row in path.rows():
+    def table_of(curve: PenaltyPath, title: str) -> Table:
+        columns = ["alpha", "n_nonzero"] + (["cv mean", "cv std"] if curve.cv else [])
+        table = Table(*columns, title=title)
+        for row in curve.rows():
             cells = [_num(row["alpha"]), str(row["n_nonzero"])]
-            if path.cv:
+            if curve.cv:
                 cells += [_num(row["cv_mean"]), _num(row["cv_std"])]
-            style = "bold" if path.alpha is not None and row["alpha"] == path.alpha else None
+            style = "bold" if curve.alpha is not None and row["alpha"] == curve.alpha else None
             table.add_row(*cells, style=style)
-        out.print(table)
+        return table
+
+    def render() -> None:
+        out.print(table_of(path, f"{found.id}: {path.penalty} path"))
+        for kind, curve in (path.compared or {}).items():
+            if kind != path.penalty:
+                out.print(table_of(curve, f"compared: {kind} path (its best alpha in bold)"))
+        if path.cv is not None and path.cv.points:
+            out.print(f"{len(path.cv.points)} candidates evaluated (--json lists them: cv.points)")
 
     emit(path, render)
 
@@ -668,6 +682,7 @@ class PlotKind(StrEnum):
     path = "path"
     cv = "cv"
     residuals = "residuals"
+    comparison = "comparison"
 
 
 @app.command("plot")
@@ -679,7 +694,9 @@ def plot(
     ] = PlotKind.coefficients,
     json_output: JsonOption = False,
 ) -> None:
-    """Write a plot of a model as SVG: coefficients (vs least squares), path, cv, residuals."""
+    """Write a plot of a model as SVG: coefficients (vs least squares), path, cv, residuals,
+    comparison (the compared penalties' coefficients). MODEL may be name@alias or
+    name/versions/N too."""
     state = _state(json_output)
     found = resolve_model(state.client, model)
     svg = found.plot(kind.value, output)

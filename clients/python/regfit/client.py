@@ -208,6 +208,7 @@ class Client:
         return self._bound(Model, self._json("GET", f"/v1/models/{model_id}"))
 
     def model_path(self, model_id: str) -> RegularizationPath:
+        """``GET /v1/models/{ref}/path`` (``ref``: an id, ``name@alias``, ``name/versions/n``)."""
         return RegularizationPath.model_validate(self._json("GET", f"/v1/models/{model_id}/path"))
 
     def predict(self, model_id: str, payload: dict[str, Any]) -> list[float]:
@@ -233,7 +234,11 @@ class Client:
         return document
 
     def model_plot(self, model_id: str, kind: str, path: str | Path | None = None) -> bytes:
-        """``GET /v1/models/{id}/plots/{kind}``: the SVG (also written to ``path`` when given)."""
+        """``GET /v1/models/{ref}/plots/{kind}``: the SVG (also written to ``path`` when given).
+
+        ``model_id`` may be a registry reference, ``name@alias`` or ``name/versions/n``;
+        ``kind`` one of coefficients, path, cv, residuals, comparison.
+        """
         svg = self.request("GET", f"/v1/models/{model_id}/plots/{kind}").content
         if path is not None:
             Path(path).write_bytes(svg)

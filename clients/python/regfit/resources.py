@@ -167,7 +167,7 @@ class Model(ModelBody, _Bound):
         return self.client.model_path(self.id)
 
     def plot(self, kind: str, path: str | Path | None = None) -> bytes:
-        """The plot ``kind`` (coefficients, path, cv, residuals) as SVG bytes."""
+        """The plot ``kind`` (coefficients, path, cv, residuals, comparison) as SVG bytes."""
         return self.client.model_plot(self.id, kind, path)
 
     def export(self, path: str | Path | None = None) -> dict[str, Any]:

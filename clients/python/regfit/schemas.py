@@ -107,7 +107,7 @@ class Candidate(Body):
     mean_score: float | None = None
     std_score: float | None = None
     fold_scores: list[float | None] = []
-    fit_seconds: float | None = None
+    fit_seconds: float | None = None  # its own solve + scoring seconds, summed over folds
     rank: int | None = None
     n_nonzero: float | None = None
 
@@ -168,21 +168,32 @@ class ModelSummary(Body):
     tuning: dict[str, Any] | None = None
 
 
+class CVPoint(Body):
+    """A candidate of a random or Bayesian search: where it was evaluated, its CV score."""
+
+    penalty: str
+    alpha: float
+    l1_ratio: float | None = None
+    mean: float | None = None
+    std: float | None = None
+
+
 class PathCV(Body):
-    mean: list[float | None]
+    mean: list[float | None]  # per alpha of the path; None where it was not searched
     std: list[float | None]
     scoring: str
+    points: list[CVPoint] | None = None  # random/Bayesian searches: every candidate
 
 
-class RegularizationPath(Body):
-    """``GET /v1/models/{id}/path``: coefficients (scaled units) and n_nonzero per alpha."""
+class PenaltyPath(Body):
+    """One penalty's coefficients (scaled units) and n_nonzero per alpha, descending."""
 
     penalty: str
     alpha: float | None = None
     l1_ratio: float | None = None
     alphas: list[float]
     units: str = "scaled"
-    coefficients: dict[str, list[float]]
+    coefficients: dict[str, list[float | None]]
     n_nonzero: list[int]
     cv: PathCV | None = None
 
@@ -196,6 +207,13 @@ class RegularizationPath(Body):
             row.update({name: values[i] for name, values in self.coefficients.items()})
             out.append(row)
         return out
+
+
+class RegularizationPath(PenaltyPath):
+    """``GET /v1/models/{ref}/path``: the model's penalty along its alphas, and for a
+    penalty comparison every compared penalty's (``compared``, by kind)."""
+
+    compared: dict[str, PenaltyPath] | None = None
 
 
 T = TypeVar("T")
