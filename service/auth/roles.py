@@ -41,6 +41,8 @@ ROUTE_ROLES: Final[dict[tuple[str, str], frozenset[str]]] = {
     ("POST", "/ui/jobs/{}/cancel"): PUBLIC,
     ("GET", "/ui/models/{}"): PUBLIC,
     ("GET", "/ui/models/{}/plots/{}"): PUBLIC,
+    ("GET", "/ui/models/{}/versions/{}/plots/{}"): PUBLIC,
+    ("GET", "/ui/registry/{}"): PUBLIC,
     ("POST", "/ui/models/{}/predict"): PUBLIC,
     ("GET", "/redoc"): PUBLIC,
     ("GET", "/metrics"): ADMINS,

@@ -27,7 +27,7 @@ from fastapi.templating import Jinja2Templates
 from service import state
 
 COOKIE: Final = "regfit_session"
-PLOT_KINDS: Final = ("coefficients", "path", "cv", "residuals")
+PLOT_KINDS: Final = ("coefficients", "path", "cv", "residuals", "comparison")
 FORM: Final[dict[str, Any]] = {
     "requestBody": {"content": {"application/x-www-form-urlencoded": {}}}
 }
@@ -120,19 +120,21 @@ async def static(name: str) -> Response:
 
 @router.get("", response_class=HTMLResponse)
 async def home(request: Request) -> Response:
-    """Datasets, jobs, models and the new-job form."""
+    """Datasets, jobs, models, registered names and the new-job form."""
     async with _api(request, _session_key(request)) as api:
         datasets = await api.get("/v1/datasets")
         if _needs_sign_in(datasets):
             return _to_sign_in()
         jobs = await api.get("/v1/jobs")
         model_list = await api.get("/v1/models")
+        names = await api.get("/v1/registry")
     return _page(
         request,
         "home.html",
         datasets=datasets.json().get("items", []) if datasets.is_success else [],
         jobs=jobs.json().get("items", []) if jobs.is_success else [],
         models=model_list.json().get("items", []) if model_list.is_success else [],
+        names=names.json().get("items", []) if names.is_success else [],
         error=None if datasets.is_success else datasets.json().get("detail"),
         notice=request.query_params.get("notice"),
     )
@@ -302,6 +304,8 @@ async def model_page(request: Request, model_id: str) -> Response:
     kinds = [k for k in PLOT_KINDS if k != "cv" or tuning]
     if body.get("n_test", 0) == 0:
         kinds.remove("residuals")
+    if not tuning.get("comparison"):
+        kinds.remove("comparison")
     candidates = sorted(
         tuning.get("candidates", []),
         key=lambda c: -(c["mean_score"] if c["mean_score"] is not None else float("-inf")),
@@ -328,6 +332,32 @@ async def model_plot(request: Request, model_id: str, kind: str) -> Response:
         status_code=response.status_code,
         media_type=response.headers.get("content-type"),
     )
+
+
+@router.get("/models/{name}/versions/{version}/plots/{kind}")
+async def version_plot(request: Request, name: str, version: str, kind: str) -> Response:
+    """A registered version's plot, by its reference ``name/versions/n``."""
+    response = await _get(request, f"/v1/models/{name}/versions/{version}/plots/{kind}")
+    if _needs_sign_in(response):
+        return _to_sign_in()
+    return Response(
+        response.content,
+        status_code=response.status_code,
+        media_type=response.headers.get("content-type"),
+    )
+
+
+@router.get("/registry/{name}", response_class=HTMLResponse)
+async def registry_page(request: Request, name: str) -> Response:
+    """A registered name: its versions and aliases, each version's model page and plots."""
+    response = await _get(request, f"/v1/registry/{name}")
+    if _needs_sign_in(response):
+        return _to_sign_in()
+    if not response.is_success:
+        return _page(
+            request, "problem.html", problem=response.json(), status_code=response.status_code
+        )
+    return _page(request, "registry.html", registered=response.json(), kinds=PLOT_KINDS)
 
 
 @router.post("/models/{model_id}/predict", openapi_extra=FORM)

@@ -1,6 +1,6 @@
 """The dashboard: the session cookie and the role checks through the ASGI app, then the
 whole flow in a real headless Chromium against `regfit serve` (sign in, upload, a penalty
-comparison job watched to 100 %, the model page's four plots, a prediction from the form),
+comparison job watched to 100 %, the model page's five plots, a prediction from the form),
 with every request going to the service alone."""
 
 from __future__ import annotations
@@ -117,18 +117,22 @@ def test_the_dashboard_in_a_browser(browser: Any, server: Server, tmp_path: Path
     page.wait_for_function(
         "document.getElementById('percent').textContent === '100 %'", timeout=60_000
     )
+    # The progress reaches its total as the fit ends, a moment before the model is stored.
+    page.wait_for_function(
+        "document.getElementById('status').textContent !== 'running'", timeout=30_000
+    )
     assert page.locator("#status").inner_text() == "succeeded"
 
     page.click("#model-link a")
     page.wait_for_selector("#candidates")
     plots = page.locator("img.plot")
-    assert plots.count() == 4
+    assert plots.count() == 5
     page.wait_for_function(
         "Array.from(document.querySelectorAll('img.plot'))"
         ".every(i => i.complete && i.naturalWidth > 0)"
     )
-    kinds = sorted(plots.nth(i).get_attribute("data-kind") for i in range(4))
-    assert kinds == ["coefficients", "cv", "path", "residuals"]
+    kinds = sorted(plots.nth(i).get_attribute("data-kind") for i in range(5))
+    assert kinds == ["coefficients", "comparison", "cv", "path", "residuals"]
     assert page.locator("#comparison tr").count() == 1 + 3
 
     # The candidates table sorts by score (descending, then ascending on a second click).
