@@ -93,6 +93,18 @@ def _needs_sign_in(response: httpx.Response) -> bool:
     return response.status_code == 401
 
 
+async def _relay(request: Request, path: str) -> Response:
+    """The API's answer to ``GET path`` as is (status, body, content type), or the sign-in."""
+    response = await _get(request, path)
+    if _needs_sign_in(response):
+        return _to_sign_in()
+    return Response(
+        response.content,
+        status_code=response.status_code,
+        media_type=response.headers.get("content-type"),
+    )
+
+
 def _page(request: Request, name: str, **context: Any) -> HTMLResponse:
     return templates.TemplateResponse(
         request, name, {"signed_in": bool(_session_key(request)), **context}
@@ -274,14 +286,7 @@ async def job_page(request: Request, job_id: str) -> Response:
 @router.get("/jobs/{job_id}/status")
 async def job_status(request: Request, job_id: str) -> Response:
     """The job's JSON, for the page's progress polling (the cookie stands for the key)."""
-    response = await _get(request, f"/v1/jobs/{job_id}")
-    if _needs_sign_in(response):
-        return _to_sign_in()
-    return Response(
-        response.content,
-        status_code=response.status_code,
-        media_type=response.headers.get("content-type"),
-    )
+    return await _relay(request, f"/v1/jobs/{job_id}")
 
 
 @router.post("/jobs/{job_id}/cancel", openapi_extra=FORM)
@@ -324,27 +329,13 @@ async def model_page(request: Request, model_id: str) -> Response:
 @router.get("/models/{model_id}/plots/{kind}")
 async def model_plot(request: Request, model_id: str, kind: str) -> Response:
     """The plot's SVG from the API (an ``<img>`` cannot send the key itself)."""
-    response = await _get(request, f"/v1/models/{model_id}/plots/{kind}")
-    if _needs_sign_in(response):
-        return _to_sign_in()
-    return Response(
-        response.content,
-        status_code=response.status_code,
-        media_type=response.headers.get("content-type"),
-    )
+    return await _relay(request, f"/v1/models/{model_id}/plots/{kind}")
 
 
 @router.get("/models/{name}/versions/{version}/plots/{kind}")
 async def version_plot(request: Request, name: str, version: str, kind: str) -> Response:
     """A registered version's plot, by its reference ``name/versions/n``."""
-    response = await _get(request, f"/v1/models/{name}/versions/{version}/plots/{kind}")
-    if _needs_sign_in(response):
-        return _to_sign_in()
-    return Response(
-        response.content,
-        status_code=response.status_code,
-        media_type=response.headers.get("content-type"),
-    )
+    return await _relay(request, f"/v1/models/{name}/versions/{version}/plots/{kind}")
 
 
 @router.get("/registry/{name}", response_class=HTMLResponse)
