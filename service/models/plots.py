@@ -133,10 +133,11 @@ def _path_lines(ax: Any, path: dict[str, Any], prefix: str, marker_gid: str) -> 
         line = ax.plot(alphas, [np.nan if v is None else v for v in values], lw=1.2)[0]
         line.set_gid(f"{prefix}{name}")
     ax.axvline(path["alpha"], color="black", ls="--", lw=1).set_gid(marker_gid)
-    if alphas.size and alphas.min() > 0:
+    positive = alphas[alphas > 0]
+    if positive.size == alphas.size:
         ax.set_xscale("log")
     else:  # an alpha of 0 (no penalty) has no place on a log axis
-        ax.set_xscale("symlog", linthresh=float(np.min(alphas[alphas > 0], initial=1e-6)))
+        ax.set_xscale("symlog", linthresh=float(positive.min()) if positive.size else 1.0)
     ax.set_xlabel("alpha")
     ax.set_ylabel("coefficient (scaled units)")
 
@@ -259,7 +260,7 @@ def _comparison(summary: dict[str, Any]) -> bytes:
     fig, ax = _figure(max(3.0, 0.35 * len(names) * len(compared) / 2 + 1.5))
     height = 0.8 / len(compared)
     for k, (kind, curve) in enumerate(compared.items()):
-        at = curve["alphas"].index(curve["alpha"])
+        at = int(np.argmin(np.abs(np.asarray(curve["alphas"]) - curve["alpha"])))
         values = [curve["coefficients"][name][at] or 0.0 for name in order]
         offset = (k - (len(compared) - 1) / 2) * height
         ratio = "" if curve["l1_ratio"] is None else f", l1_ratio={curve['l1_ratio']:.3g}"

@@ -3,6 +3,8 @@ coefficients on the same preprocessing, and the test split's predictions."""
 
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
+
 import numpy as np
 from sklearn.datasets import make_regression
 from sklearn.linear_model import LinearRegression, Ridge
@@ -12,6 +14,7 @@ from sklearn.preprocessing import StandardScaler
 
 from service.ml.fitting import fit_job
 from service.ml.spec import JobSpec
+from service.models import plots
 from service.models.documents import model_documents
 
 
@@ -34,3 +37,17 @@ def test_plot_data_equals_scikit_learn() -> None:
     np.testing.assert_allclose(
         summary["plots"]["test"]["predicted"], ridge.predict(X[test]), rtol=1e-9, atol=1e-9
     )
+
+
+def test_an_unpenalized_models_path_plot_has_its_30_alphas_down_to_zero() -> None:
+    X, y = make_regression(n_samples=80, n_features=4, noise=2.0, random_state=1)
+    columns = {f"x{j}": X[:, j] for j in range(4)} | {"y": y}
+    spec = JobSpec.model_validate(
+        {"dataset_id": "d", "target": "y", "penalty": {"type": "l2", "alpha": 0.0}}
+    )
+    summary = model_documents(fit_job(columns, spec, training_sha256="x"), spec).summary
+    path = summary["path"]
+    assert len(path["alphas"]) == 30 and path["alphas"][-1] == 0.0
+    svg = plots.render("mdl_unpenalized", "path", summary)
+    ids = [el.attrib["id"] for el in ET.fromstring(svg).iter() if "id" in el.attrib]
+    assert sum(i.startswith("path-") for i in ids) == 4 and "chosen-alpha" in ids
