@@ -273,3 +273,29 @@ def test_registry_refuses_a_task_mismatch_and_invocations_serve_labels(client: T
     assert mismatch.status_code == 422, mismatch.text
     assert "task" in mismatch.json()["detail"]
     assert job["model_id"]
+
+
+@pytest.mark.parametrize("labels", ["text", "int", "bool"])
+def test_onnx_export_of_a_classifier_equals_the_service(client: TestClient, labels: str) -> None:
+    import onnxruntime as ort
+
+    if labels == "bool":
+        X, y = breast_cancer(4)
+        targets: list[Any] = [bool(v == "malignant") for v in y]
+    else:
+        X, iris = load_iris(return_X_y=True)
+        targets = [int(v) for v in iris] if labels == "int" else [f"k{v}" for v in iris]
+    dataset_id = upload(client, X, targets)
+    job = train(client, dataset_id, penalty={"type": "l2", "C": 0.7})
+    model_id = job["model_id"]
+    rows = X[::7].tolist()
+    service = client.post(
+        f"/v1/models/{model_id}/predict", json={"rows": rows, "output": "proba"}
+    ).json()
+    served_labels = client.post(f"/v1/models/{model_id}/predict", json={"rows": rows}).json()
+    onnx_bytes = client.get(f"/v1/models/{model_id}/export?format=onnx").content
+    session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
+    feeds = {f"x{j}": np.asarray(rows)[:, [j]] for j in range(X.shape[1])}
+    predicted, proba = session.run(["predict", "probabilities"], feeds)
+    np.testing.assert_allclose(proba, service["probabilities"], rtol=1e-12)
+    assert predicted.tolist() == served_labels["predictions"]
