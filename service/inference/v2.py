@@ -10,6 +10,9 @@
   feature named after it, of shape ``[n]`` or ``[n, 1]`` (MLServer's ``pd`` content type:
   ``BYTES`` for text features). ``data`` is flat (row-major) or nested. The answer has
   ``model_name``, ``model_version``, ``id`` (echoed) and the output ``predict`` (FP64, ``[n]``).
+  A classifier has two outputs: ``predict``, its labels (``BYTES`` for text, ``INT64``,
+  ``BOOL``), and ``probabilities`` (``FP64``, ``[n, k]`` flat row-major, columns in the order
+  of its classes); a request's ``outputs`` picks among them (default: all).
 
 Without a version, ``/v2/models/{name}`` is the version the ``champion`` alias points at, or
 the latest version when the name has no ``champion``. Errors are ``{"error": "…"}`` as the

@@ -109,7 +109,8 @@ def fit_classification_job(
     total = 1
     if spec.tuning is not None:
         folds = spec.tuning.cv.folds
-        progress(0, 2, f"cross-validating the candidates on {folds} stratified folds")
+        planned = count_classifier_candidates(spec.tuning) * folds + 1
+        progress(0, planned, f"cross-validating the candidates on {folds} stratified folds")
         search = search_classifier(
             columns, data.layout, spec.preprocessing, data.y, data.train, spec.tuning, base
         )

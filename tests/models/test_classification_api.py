@@ -299,3 +299,41 @@ def test_onnx_export_of_a_classifier_equals_the_service(client: TestClient, labe
     predicted, proba = session.run(["predict", "probabilities"], feeds)
     np.testing.assert_allclose(proba, service["probabilities"], rtol=1e-12)
     assert predicted.tolist() == served_labels["predictions"]
+
+
+def test_lambda_form_of_the_mean_log_loss_is_converted_and_echoed(client: TestClient) -> None:
+    X, y = breast_cancer(5)
+    dataset_id = upload(client, X, list(y))
+    job = train(client, dataset_id, penalty={"lambda2": 0.01, **TIGHT})
+    model = client.get(f"/v1/models/{job['model_id']}").json()
+    n_train = model["n_train"]
+    assert model["penalty"]["given_as"] == "lambda"
+    assert model["penalty"]["type"] == "l2"
+    assert model["penalty"]["C"] == pytest.approx(1 / (n_train * 2 * 0.01))
+    pipeline, _ = reference(
+        X, y, LogisticRegression(C=1 / (n_train * 2 * 0.01), l1_ratio=0.0, **TIGHT)
+    )
+    np.testing.assert_allclose(model["coefficients"]["scaled"], pipeline[-1].coef_, rtol=1e-6)
+
+
+def test_a_running_classification_job_is_cancelled(client: TestClient) -> None:
+    X, y = breast_cancer(10)
+    dataset_id = upload(client, X, list(y))
+    slow = {"type": "l1", "tol": 1e-14, "max_iter": 1_000_000}  # saga runs until stopped
+    response = client.post(
+        "/v1/jobs",
+        json={
+            "dataset_id": dataset_id,
+            "target": "label",
+            "task": "classification",
+            "penalty": slow,
+            "tuning": {"space": {"C": [0.1, 1.0, 10.0, 100.0]}, "cv": {"folds": 5}},
+        },
+    )
+    assert response.status_code == 202, response.text
+    job = wait_for_job(client, response.json()["id"], until=("running",))
+    assert job["progress"]["total"] == 4 * 5 + 1
+    cancelled = client.post(f"/v1/jobs/{job['id']}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    final = wait_for_job(client, job["id"])
+    assert final["status"] == "cancelled" and final["model_id"] is None
