@@ -19,6 +19,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from support import wait_for_job
 
+from service.config import Settings
+
 TIGHT = {"tol": 1e-10, "max_iter": 100_000}
 
 
@@ -337,3 +339,34 @@ def test_a_running_classification_job_is_cancelled(client: TestClient) -> None:
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
     final = wait_for_job(client, job["id"])
     assert final["status"] == "cancelled" and final["model_id"] is None
+
+
+def test_a_predictor_key_sees_a_classifiers_classes_not_its_coefficients(
+    settings: Settings,
+) -> None:
+    from pydantic import SecretStr
+
+    from service.main import create_app
+
+    keys = {"trainer": "rfk_" + "t" * 40, "predictor": "rfk_" + "p" * 40}
+    keyed = settings.model_copy(
+        update={"api_keys": SecretStr(",".join(f"{r}:{k}" for r, k in keys.items()))}
+    )
+    trainer = {"authorization": f"Bearer {keys['trainer']}"}
+    predictor = {"authorization": f"Bearer {keys['predictor']}"}
+    X, y = breast_cancer(3)
+    with TestClient(create_app(keyed)) as client:
+        client.headers.update(trainer)
+        job = train(client, upload(client, X, list(y)), penalty={"type": "l2", "C": 1.0})
+        view = client.get(f"/v1/models/{job['model_id']}", headers=predictor).json()
+        assert view["task"] == "classification"
+        assert view["classes"] == ["benign", "malignant"]
+        assert "coefficients" not in view and view["penalty"]["C"] == 1.0
+        listed = client.get("/v1/models", headers=predictor).json()["items"]
+        assert listed[0]["classes"] == ["benign", "malignant"]
+        answer = client.post(
+            f"/v1/models/{job['model_id']}/predict?output=proba",
+            json={"rows": X[:2].tolist()},
+            headers=predictor,
+        )
+        assert answer.status_code == 200 and len(answer.json()["probabilities"]) == 2
