@@ -182,7 +182,9 @@ def parse_payload(
     return _rows(model, value, pointer, limit)
 
 
-def _score(model: portable.CompiledModel, content_type: str, body: bytes, limit: int) -> np.ndarray:
+def _score(
+    model: portable.CompiledModel, content_type: str, body: bytes, limit: int
+) -> np.ndarray | list[Any]:
     if content_type.startswith("text/csv"):
         return model_routes._predict(model, content_type, body, limit)
     if content_type and not content_type.startswith("application/json"):
@@ -226,7 +228,11 @@ async def invocations(request: Request) -> Response:
 
 
 for _path, _parameters, _name in (
-    ("/{model_id}/invocations", model_routes.PREDICT_OPENAPI["parameters"], "invocations"),
+    (
+        "/{model_id}/invocations",
+        [p for p in model_routes.PREDICT_OPENAPI["parameters"] if p["name"] != "output"],
+        "invocations",
+    ),
     (
         "/{model_id}/versions/{version}/invocations",
         model_routes.VERSION_PARAMETERS,

@@ -14,7 +14,9 @@ class _Body(BaseModel):
 class Invocations(_Body):
     """MLflow's scoring answer, plus the model that gave it."""
 
-    predictions: list[float | None] = Field(description="One per input row, in order")
+    predictions: list[float | None] | list[str | int | bool] = Field(
+        description="One per input row, in order: values, or a classifier's labels"
+    )
     model_id: str = Field(description="The model that answered")
     name: str | None = Field(description="The registered name the request named, if any")
     version: int | None = Field(description="The registered version that answered, if any")
@@ -51,11 +53,15 @@ class V2ModelMetadata(_Body):
 
 
 class V2OutputTensor(V2Tensor):
-    data: list[float | None]
+    data: list[float | None] | list[str | int | bool] = Field(
+        description="Flat, row-major: predict (values or labels), or a classifier's "
+        "probabilities [n, k]"
+    )
 
 
 class V2InferResponse(_Body):
-    """The ``predict`` output (FP64, one value per row) and the version that answered."""
+    """The ``predict`` output (one value or label per row; a classifier's ``probabilities``
+    too) and the version that answered."""
 
     model_name: str | None
     model_version: str

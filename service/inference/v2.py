@@ -10,6 +10,9 @@
   feature named after it, of shape ``[n]`` or ``[n, 1]`` (MLServer's ``pd`` content type:
   ``BYTES`` for text features). ``data`` is flat (row-major) or nested. The answer has
   ``model_name``, ``model_version``, ``id`` (echoed) and the output ``predict`` (FP64, ``[n]``).
+  A classifier has two outputs: ``predict``, its labels (``BYTES`` for text, ``INT64``,
+  ``BOOL``), and ``probabilities`` (``FP64``, ``[n, k]`` flat row-major, columns in the order
+  of its classes); a request's ``outputs`` picks among them (default: all).
 
 Without a version, ``/v2/models/{name}`` is the version the ``champion`` alias points at, or
 the latest version when the name has no ``champion``. Errors are ``{"error": "…"}`` as the
@@ -44,6 +47,8 @@ router = APIRouter(prefix="/v2", tags=["inference v2"])
 
 PLATFORM = "regfit-linear"
 OUTPUT = "predict"
+# A classifier's second output: the probability of each class, FP64 [n, k].
+PROBABILITIES = "probabilities"
 # Each numeric datatype's little-endian layout in the binary tensor extension.
 BINARY_DTYPES = {
     "BOOL": "?",
@@ -87,6 +92,27 @@ def _feature_datatype(model: portable.CompiledModel, name: str) -> str:
     return "BOOL" if model.feature_dtypes.get(name) == "bool" else "FP64"
 
 
+def _label_datatype(labels: list[Any]) -> str:
+    """A classifier's labels as a v2 datatype: text BYTES, booleans BOOL, integers INT64."""
+    if all(isinstance(v, str) for v in labels):
+        return "BYTES"
+    if all(isinstance(v, bool) for v in labels):
+        return "BOOL"
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in labels):
+        return "INT64"
+    return "FP64"
+
+
+def _outputs_metadata(model: portable.CompiledModel) -> list[dict[str, Any]]:
+    if not predict_input.is_classifier(model):
+        return [{"name": OUTPUT, "datatype": "FP64", "shape": [-1]}]
+    classes = predict_input.require_classifier(model, loc="/outputs").classes
+    return [
+        {"name": OUTPUT, "datatype": _label_datatype(classes), "shape": [-1]},
+        {"name": PROBABILITIES, "datatype": "FP64", "shape": [-1, len(classes)]},
+    ]
+
+
 def _metadata_body(
     model: portable.CompiledModel, answering: Resolved, versions: list[str]
 ) -> dict[str, Any]:
@@ -98,7 +124,7 @@ def _metadata_body(
             {"name": name, "datatype": _feature_datatype(model, name), "shape": [-1]}
             for name in model.feature_names
         ],
-        "outputs": [{"name": OUTPUT, "datatype": "FP64", "shape": [-1]}],
+        "outputs": _outputs_metadata(model),
         "parameters": {
             "content_type": "pd",
             "model_id": answering.model_id,
@@ -183,12 +209,7 @@ def parse_infer(model: portable.CompiledModel, payload: Any, limit: int) -> port
             raise _invalid("each input needs name, shape, datatype and data", f"/inputs/{i}")
         if tensor["datatype"] not in NUMERIC_TYPES | {"BYTES"}:
             raise _invalid(f"unknown datatype {tensor['datatype']!r}", f"/inputs/{i}/datatype")
-    requested = payload.get("outputs")
-    if requested is not None and (
-        not isinstance(requested, list)
-        or any(not isinstance(o, dict) or o.get("name") != OUTPUT for o in requested)
-    ):
-        raise _invalid(f"the only output is {OUTPUT!r}", "/outputs")
+    requested_outputs(model, payload)
     p = model.n_features
     if (
         len(inputs) == 1
@@ -271,6 +292,19 @@ def parse_infer(model: portable.CompiledModel, payload: Any, limit: int) -> port
         raise errors.InvalidInput(exc.detail, errors=moved) from exc
 
 
+def requested_outputs(model: portable.CompiledModel, payload: dict[str, Any]) -> list[str]:
+    """The outputs a request asks for (all of the model's when it names none)."""
+    names = [o["name"] for o in _outputs_metadata(model)]
+    requested = payload.get("outputs")
+    if requested is None:
+        return names
+    if not isinstance(requested, list) or any(
+        not isinstance(o, dict) or o.get("name") not in names for o in requested
+    ):
+        raise _invalid(f"the outputs are {', '.join(map(repr, names))}", "/outputs")
+    return [str(o["name"]) for o in requested]
+
+
 def _binary_values(datatype: str, raw: bytes, pointer: str) -> list[Any]:
     """A tensor's values from its bytes in the binary tensor extension."""
     if datatype != "BYTES":
@@ -323,10 +357,34 @@ def _payload(body: bytes, header_length: int | None) -> Any:
 
 def _infer(
     model: portable.CompiledModel, body: bytes, header_length: int | None, limit: int
-) -> tuple[Any, np.ndarray]:
+) -> tuple[Any, list[dict[str, Any]]]:
+    """The request's id and its output tensors."""
     payload = _payload(body, header_length)
-    predictions = predict_input.predict(model, parse_infer(model, payload, limit))
-    return payload.get("id"), predictions
+    inputs = parse_infer(model, payload, limit)
+    datatypes = {o["name"]: o["datatype"] for o in _outputs_metadata(model)}
+    outputs = []
+    for name in requested_outputs(model, payload):
+        if name == PROBABILITIES:
+            _, proba = predict_input.probabilities(model, inputs, loc="/outputs")
+            outputs.append(
+                {
+                    "name": name,
+                    "datatype": "FP64",
+                    "shape": list(proba.shape),
+                    "data": proba.ravel(),
+                }
+            )
+        else:
+            predictions = predict_input.predict(model, inputs)
+            outputs.append(
+                {
+                    "name": name,
+                    "datatype": datatypes[name],
+                    "shape": [len(predictions)],
+                    "data": predictions,
+                }
+            )
+    return payload.get("id"), outputs
 
 
 async def infer(request: Request) -> Response:
@@ -348,19 +406,15 @@ async def infer(request: Request) -> Response:
         body = await request.body()
         limit = state.of(request).settings.max_predict_rows
         if len(body) <= model_routes.INLINE_PREDICT_BYTES:
-            request_id, predictions = _infer(model, body, header_length, limit)
+            request_id, outputs = _infer(model, body, header_length, limit)
         else:
-            request_id, predictions = await run_in_threadpool(
-                _infer, model, body, header_length, limit
-            )
+            request_id, outputs = await run_in_threadpool(_infer, model, body, header_length, limit)
     except errors.RegfitError as exc:
         return v2_error(exc)
     answer: dict[str, Any] = {
         "model_name": answering.name,
         "model_version": str(answering.version),
-        "outputs": [
-            {"name": OUTPUT, "datatype": "FP64", "shape": [len(predictions)], "data": predictions}
-        ],
+        "outputs": outputs,
         "parameters": {"model_id": answering.model_id},
     }
     if isinstance(request_id, str):

@@ -16,9 +16,9 @@ from service.http.paging import PageParams, page_body
 from service.http.responses import FastJSONResponse
 from service.jobs import service as jobs
 from service.jobs.schemas import JobOut, JobPage, JobStatus
+from service.ml import fitting
 from service.ml.errors import FitError
 from service.ml.preprocessing import design_bytes
-from service.ml.search.candidates import count_candidates
 from service.ml.spec import JobSpec
 from service.ml.split import split_sizes
 from service.tables import Dataset, Job
@@ -57,18 +57,6 @@ def _target_problems(
                 )
             ]
     return []
-
-
-def _check_task_served(spec: JobSpec) -> None:
-    """Refuse a classification job until the worker, the model documents and predict serve
-    one (issue 12): fitting it as a regression would answer a different question."""
-    if spec.task == "classification":
-        detail = (
-            "task 'classification' is validated but not yet trained by the job API "
-            "(issue 12: service.ml.classification fits it; the worker and model routes "
-            "do not serve it yet)"
-        )
-        raise errors.InvalidInput(detail, errors=[errors.field_error("/task", detail)])
 
 
 def _check_columns(spec: JobSpec, columns: list[dict[str, Any]], max_classes: int) -> None:
@@ -180,7 +168,7 @@ def planned_fits(spec: JobSpec, settings: Settings) -> int:
             f"the search asks for {message}",
             errors=[errors.field_error("/tuning/n_trials", message)],
         )
-    candidates = count_candidates(tuning, spec.penalty)
+    candidates = fitting.planned_candidates(spec)
     if candidates > settings.max_candidates:
         raise errors.InvalidInput(
             f"the search has {candidates} candidates; the limit is {settings.max_candidates}",
@@ -251,7 +239,6 @@ def create_job(
             errors=[errors.field_error("/dataset_id", "no dataset with this id")],
         ) from exc
     _check_columns(spec, dataset.columns, settings.max_classes)
-    _check_task_served(spec)
     spec = _bound_categories(spec, settings)
     _check_design(spec, dataset, settings.max_design_bytes)
     _check_split(spec, dataset.n_rows)

@@ -15,6 +15,7 @@ booleans; they come back as given (``classes`` keeps their JSON type).
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -209,6 +210,8 @@ class ClassifierFit:
     n_test: int
     warnings: list[str]
     estimator: Any
+    X_train: np.ndarray | None = None
+    fit_seconds: float = 0.0
 
 
 def fit_classifier(
@@ -219,7 +222,7 @@ def fit_classifier(
     training_sha256: str = "",
     stored_dtypes: Mapping[str, str] | None = None,
 ) -> ClassifierFit:
-    """Fit a ``task: "classification"`` job on its (stratified) training split.
+    """Fit a ``task: "classification"`` job's penalty on its (stratified) training split.
 
     Raises
     ------
@@ -227,22 +230,61 @@ def fit_classifier(
         For a target that is not a set of labels, a split stratification cannot draw, or
         data the preprocessing refuses.
     """
+    data = classification_data(columns, spec, max_classes=max_classes, stored_dtypes=stored_dtypes)
+    penalty = resolve_classifier(spec.penalty, len(data.train))
+    return fit_on_split(columns, data, penalty, spec, training_sha256=training_sha256)
+
+
+@dataclass(frozen=True)
+class ClassificationData:
+    """A classification job's labels, feature layout and (stratified) split."""
+
+    y: np.ndarray
+    layout: FeatureLayout
+    train: np.ndarray
+    test: np.ndarray
+
+
+def classification_data(
+    columns: Columns,
+    spec: JobSpec,
+    *,
+    max_classes: int,
+    stored_dtypes: Mapping[str, str] | None = None,
+) -> ClassificationData:
+    """The job's labels, layout and split (see :func:`target_labels`, :func:`split_labels`)."""
     if spec.task != "classification":
         raise FitError(f"fit_classifier fits classification jobs, not {spec.task!r}")
     y = target_labels(columns, spec.target, max_classes=max_classes)
+    if (stored_dtypes or {}).get(spec.target) == "bool":
+        y = y.astype(bool)  # a bool column arrives as 0/1; its labels come back as booleans
     layout = select_features(
         columns, target=spec.target, features=spec.features, prep=spec.preprocessing
     )
     if stored_dtypes:
         layout = _with_stored_dtypes(layout, stored_dtypes)
     train, test = split_labels(y, spec.split)
-    penalty = resolve_classifier(spec.penalty, len(train))
+    return ClassificationData(y, layout, train, test)
+
+
+def fit_on_split(
+    columns: Columns,
+    data: ClassificationData,
+    penalty: Penalty,
+    spec: JobSpec,
+    *,
+    training_sha256: str = "",
+) -> ClassifierFit:
+    """Fit ``penalty`` on the training rows of ``data``; metrics on both splits, the document."""
+    started = time.perf_counter()
+    y, layout, train, test = data.y, data.layout, data.train, data.test
     design = DesignTransformer(layout, spec.preprocessing)
     X_train = design.fit_transform(columns, train, order="C")
     X_test = design.transform(columns, test) if len(test) else None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")  # convergence warnings are results to report
         estimator = penalty.estimator().fit(X_train, y[train])
+    fit_seconds = time.perf_counter() - started
     classes = np.asarray(estimator.classes_)
     train_metrics = classification_metrics(y[train], estimator.predict_proba(X_train), classes)
     test_metrics = None
@@ -292,6 +334,8 @@ def fit_classifier(
         n_test=len(test),
         warnings=messages,
         estimator=estimator,
+        X_train=X_train,
+        fit_seconds=fit_seconds,
     )
 
 

@@ -26,6 +26,11 @@ from typing import Literal
 import numpy as np
 
 from service.ml import estimators
+from service.ml.classification_job import (
+    ClassifierJobResult,
+    count_classifier_candidates,
+    fit_classification_job,
+)
 from service.ml.errors import FitCancelled, FitError
 from service.ml.fitted import (
     FitResult,
@@ -45,7 +50,7 @@ from service.ml.preprocessing import (
     select_features,
     target_values,
 )
-from service.ml.search.candidates import searched_kinds
+from service.ml.search.candidates import count_candidates, searched_kinds
 from service.ml.search.results import SearchResult
 from service.ml.search.strategies import run_search
 from service.ml.spec import JobSpec
@@ -164,6 +169,52 @@ def _prepare(
     X_train = design.fit_transform(columns, train, numeric=train_numeric, order=order)
     X_test = design.transform(columns, test, numeric=test_numeric) if len(test) else None
     return X_train, X_test, time.perf_counter() - started
+
+
+def planned_candidates(spec: JobSpec) -> int:
+    """The candidates a job's search scores (each on every fold), for either task."""
+    assert spec.tuning is not None
+    if spec.task == "classification":
+        return count_classifier_candidates(spec.tuning)
+    return count_candidates(spec.tuning, spec.penalty)
+
+
+def fit_model(
+    columns: Columns,
+    spec: JobSpec,
+    *,
+    training_sha256: str,
+    max_classes: int,
+    stored_dtypes: Mapping[str, str] | None = None,
+    progress: Progress = _no_progress,
+    should_stop: StopCheck = _never,
+    n_jobs: int | None = None,
+) -> FitResult | ClassifierJobResult:
+    """Fit a job of either task: the one place a job's ``task`` chooses what is fitted.
+
+    ``task: "classification"`` is :func:`service.ml.classification_job.fit_classification_job`
+    (at most ``max_classes`` labels); a regression is :func:`fit_job`. The other arguments
+    are :func:`fit_job`'s.
+    """
+    if spec.task == "classification":
+        return fit_classification_job(
+            columns,
+            spec,
+            max_classes=max_classes,
+            training_sha256=training_sha256,
+            stored_dtypes=stored_dtypes,
+            progress=progress,
+            should_stop=should_stop,
+        )
+    return fit_job(
+        columns,
+        spec,
+        training_sha256=training_sha256,
+        stored_dtypes=stored_dtypes,
+        progress=progress,
+        should_stop=should_stop,
+        n_jobs=n_jobs,
+    )
 
 
 def fit_job(

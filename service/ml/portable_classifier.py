@@ -58,8 +58,13 @@ def make_classifier_document(
     return doc
 
 
-class CompiledClassifier:
+class CompiledClassifier(portable.CompiledModel):
     """A classifier document compiled once: one linear model per logit.
+
+    It is a :class:`~service.ml.portable.CompiledModel` for what a request is checked
+    against (features, dtypes, imputation, categories: the same for every logit), so the
+    request parsers serve both; its answers are :meth:`predict_proba` and
+    :meth:`predict_labels` (``predict_matrix``, one value per row, is refused).
 
     Raises
     ------
@@ -81,6 +86,9 @@ class CompiledClassifier:
             raise ValueError(
                 f"{len(classes)} classes need {n_rows} coefficient row(s) and intercept(s)"
             )
+        super().__init__(
+            {**doc, "format": portable.FORMAT, "coef": coef[0], "intercept": intercepts[0]}
+        )
         self.classes: list[Any] = list(classes)
         self.logits = [
             portable.compile_model(
@@ -88,8 +96,15 @@ class CompiledClassifier:
             )
             for row, intercept in zip(coef, intercepts, strict=True)
         ]
-        self.feature_names = self.logits[0].feature_names
-        self.numeric_names = self.logits[0].numeric_names
+
+    def predict_matrix(
+        self,
+        X_num: np.ndarray,
+        X_cat: Sequence[Sequence[str | None]] | None = None,
+        *,
+        complete: bool = False,
+    ) -> np.ndarray:
+        raise TypeError("a classifier answers predict_labels or predict_proba, not one value")
 
     def decision_function(self, inputs: portable.PredictInputs) -> np.ndarray:
         """The logits, shape ``(n_rows, n_logits)`` (one column for two classes)."""
@@ -129,3 +144,8 @@ def compile_classifier(doc: dict[str, Any]) -> CompiledClassifier:
 def is_classifier(doc: dict[str, Any]) -> bool:
     """Whether a portable document is a classifier's."""
     return doc.get("format") == FORMAT
+
+
+def compile_document(doc: dict[str, Any]) -> portable.CompiledModel:
+    """Compile any stored portable document: a classifier's or a regressor's."""
+    return compile_classifier(doc) if is_classifier(doc) else portable.compile_model(doc)

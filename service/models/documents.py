@@ -12,10 +12,12 @@ from typing import Any
 
 import numpy as np
 
+from service.ml.classification_job import ClassifierJobResult
 from service.ml.fitted import FitResult, RegularizationPath
 from service.ml.metrics import finite_list, finite_or_none
 from service.ml.search.results import SearchResult
 from service.ml.spec import JobSpec, TuningSpec
+from service.models import classifier_documents
 
 ONE_SE_RULE = (
     "largest alpha of the best candidate's penalty whose mean score is at "
@@ -33,11 +35,14 @@ class ModelDocuments:
     progress: tuple[int, int, str] = (1, 1, "done")
 
 
-def model_documents(result: FitResult, spec: JobSpec) -> ModelDocuments:
-    """The stored documents of a fit of ``spec``."""
-    return ModelDocuments(
-        portable=result.document, summary=model_summary(result, spec), progress=result.progress
+def model_documents(result: FitResult | ClassifierJobResult, spec: JobSpec) -> ModelDocuments:
+    """The stored documents of a fit of ``spec`` (a regressor's or a classifier's)."""
+    summary = (
+        classifier_documents.classifier_summary(result, spec)
+        if isinstance(result, ClassifierJobResult)
+        else model_summary(result, spec)
     )
+    return ModelDocuments(portable=result.document, summary=summary, progress=result.progress)
 
 
 def model_summary(result: FitResult, spec: JobSpec) -> dict[str, Any]:

@@ -63,5 +63,11 @@ def importance(summary: dict[str, Any]) -> list[dict[str, Any]]:
     columns as they are), so magnitudes compare across features of different units.
     """
     scaled = (summary.get("coefficients") or {}).get("scaled") or {}
+    if isinstance(scaled, list):  # a classifier's table: a column's largest |coef| over rows
+        columns = summary["coefficients"]["columns"]
+        scaled = {
+            name: max((abs(row[j] or 0.0) for row in scaled), default=0.0)
+            for j, name in enumerate(columns)
+        }
     ranked = sorted(scaled.items(), key=lambda item: -abs(item[1] or 0.0))
     return [{"feature": name, "coef_norm": value} for name, value in ranked]

@@ -13,6 +13,12 @@ with the ``onnx`` package's helper API, computing what :class:`portable.Compiled
   adds the infrequent column's coefficient (``1 - row sum`` of the one-hot block) or, without
   one, nothing (all zeros);
 - the sum plus the intercept, output ``predict`` of shape ``[N]``.
+
+A classifier (``regfit.logistic.v1``, :mod:`service.ml.portable_classifier`) is the same graph
+with one column per logit (coefficient matrices instead of vectors), then ``probabilities``
+``[N, k]`` — ``Sigmoid`` and ``1 − σ`` for two classes, ``Softmax`` for more — and ``predict``
+``[N]``: ``ArgMax`` then ``Gather`` of the class labels (string, int64, bool or double, as the
+labels were uploaded).
 """
 
 from __future__ import annotations
@@ -23,18 +29,26 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from service.ml import portable
+from service.ml import portable, portable_classifier
 
 # Equal on strings is in the default domain from opset 19 on.
 OPSET = 19
 IR_VERSION = 9  # the newest onnxruntime 1.16+ reads; opset 19 needs IR 9
 OUTPUT = "predict"
+PROBABILITIES = "probabilities"
 MISSING_CATEGORY = ""
 
 
 def build(doc: dict[str, Any]) -> onnx.ModelProto:
-    """Build the ONNX model of a portable document (checked with ``onnx.checker``)."""
-    model = portable.compile_model(doc)  # validates the document
+    """Build the ONNX model of a portable document (checked with ``onnx.checker``): a
+    regressor's ``predict``, or a classifier's ``predict`` (labels) and ``probabilities``."""
+    classifier = (
+        portable_classifier.compile_classifier(doc)
+        if portable_classifier.is_classifier(doc)
+        else None
+    )
+    model = classifier if classifier is not None else portable.compile_model(doc)  # validates
+    heads = classifier.logits if classifier is not None else [model]
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = []
     inputs = []
@@ -52,6 +66,7 @@ def build(doc: dict[str, Any]) -> onnx.ModelProto:
         elem = TensorProto.STRING if categorical else TensorProto.DOUBLE
         inputs.append(helper.make_tensor_value_info(name, elem, ["N", 1]))
 
+    # One column per head (the regressor's one model, or each logit of a classifier).
     terms: list[str] = []
     n_numeric = len(model.numeric_names)
     if n_numeric:
@@ -67,52 +82,83 @@ def build(doc: dict[str, Any]) -> onnx.ModelProto:
         if model.means is not None and model.scales is not None:
             x = node("Sub", [x, const("means", model.means.reshape(1, -1))], "num_centered")
             x = node("Div", [x, const("scales", model.scales.reshape(1, -1))], "num_scaled")
-        coef = const("numeric_coef", model.numeric_coef.reshape(-1, 1))
+        coef = const("numeric_coef", np.column_stack([h.numeric_coef for h in heads]))
         terms.append(node("MatMul", [x, coef], "num_term"))
 
-    for i, (name, coef_of, other) in enumerate(
-        zip(model.categorical_names, model.category_coef, model.other_coef, strict=True)
-    ):
-        cats = [MISSING_CATEGORY if c is None else c for c in coef_of]
+    for i, name in enumerate(model.categorical_names):
+        cats = [MISSING_CATEGORY if c is None else c for c in model.category_coef[i]]
         if not cats:
             continue
         cats_name = const(f"cat{i}_categories", np.array([cats], dtype=object), dtype=object)
         hot = node("Equal", [name, cats_name], f"cat{i}_equal")
         hot = node("Cast", [hot], f"cat{i}_onehot", to=TensorProto.DOUBLE)
-        weights = const(f"cat{i}_coef", np.array(list(coef_of.values())).reshape(-1, 1))
-        term = node("MatMul", [hot, weights], f"cat{i}_term")
-        if other != 0.0:
+        weights = np.column_stack([list(h.category_coef[i].values()) for h in heads])
+        term = node("MatMul", [hot, const(f"cat{i}_coef", weights)], f"cat{i}_term")
+        other = np.array([[h.other_coef[i] for h in heads]])
+        if np.any(other != 0.0):
             # No value matched: the infrequent column is 1 - (row sum of the one-hot block).
             axes = const(f"cat{i}_axes", [1], dtype=np.int64)
             matched = node("ReduceSum", [hot, axes], f"cat{i}_matched", keepdims=1)
             rest = node("Sub", [const(f"cat{i}_one", [[1.0]]), matched], f"cat{i}_other")
-            extra = node("Mul", [rest, const(f"cat{i}_other_coef", [[other]])], f"cat{i}_extra")
+            extra = node("Mul", [rest, const(f"cat{i}_other_coef", other)], f"cat{i}_extra")
             term = node("Add", [term, extra], f"cat{i}_total")
         terms.append(term)
 
-    total = const("intercept", [[model.intercept]])
+    total = const("intercept", [[h.intercept for h in heads]])
     for k, term in enumerate(terms):
         total = node("Add", [total, term], f"sum{k}")
     if not terms:
         raise ValueError("the model has no input column to predict from")
-    node("Reshape", [total, const("flat", [-1], dtype=np.int64)], OUTPUT)
+    if classifier is None:
+        node("Reshape", [total, const("flat", [-1], dtype=np.int64)], OUTPUT)
+        outputs = [helper.make_tensor_value_info(OUTPUT, TensorProto.DOUBLE, ["N"])]
+    else:
+        outputs = _classifier_outputs(classifier, total, node, const)
 
-    graph = helper.make_graph(
-        nodes,
-        "regfit_linear",
-        inputs,
-        [helper.make_tensor_value_info(OUTPUT, TensorProto.DOUBLE, ["N"])],
-        inits,
-    )
+    graph = helper.make_graph(nodes, "regfit_linear", inputs, outputs, inits)
     onnx_model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid("", OPSET)],
         producer_name="regfit",
-        doc_string=f"{portable.FORMAT} model of target {model.target!r}",
+        doc_string=f"{doc.get('format')} model of target {model.target!r}",
     )
     onnx_model.ir_version = IR_VERSION
     onnx.checker.check_model(onnx_model, full_check=True)
     return onnx_model
+
+
+def _label_tensor(classes: list[Any]) -> tuple[np.ndarray, int]:
+    """A classifier's labels as one tensor: bool, int64, double, or (text and mixed) string."""
+    kinds = {type(c) for c in classes}
+    if kinds == {bool}:
+        return np.array(classes, dtype=np.bool_), TensorProto.BOOL
+    if kinds == {int}:
+        return np.array(classes, dtype=np.int64), TensorProto.INT64
+    if kinds <= {int, float}:
+        return np.array(classes, dtype=np.float64), TensorProto.DOUBLE
+    return np.array([str(c) for c in classes], dtype=object), TensorProto.STRING
+
+
+def _classifier_outputs(
+    classifier: portable_classifier.CompiledClassifier, logits: str, node: Any, const: Any
+) -> list[onnx.ValueInfoProto]:
+    """``probabilities`` ([N, k]: sigmoid for two classes, softmax for more) and ``predict``
+    (the label of the highest probability, the first on a tie)."""
+    classes = classifier.classes
+    if len(classes) == 2:
+        positive = node("Sigmoid", [logits], "positive")
+        negative = node("Sub", [const("one", [[1.0]]), positive], "negative")
+        node("Concat", [negative, positive], PROBABILITIES, axis=1)
+    else:
+        node("Softmax", [logits], PROBABILITIES, axis=1)
+    index = node("ArgMax", [PROBABILITIES], "label_index", axis=1, keepdims=0)
+    values, elem = _label_tensor(classes)
+    labels = const("classes", values, dtype=values.dtype)
+    node("Gather", [labels, index], OUTPUT, axis=0)
+    return [
+        helper.make_tensor_value_info(OUTPUT, elem, ["N"]),
+        helper.make_tensor_value_info(PROBABILITIES, TensorProto.DOUBLE, ["N", len(classes)]),
+    ]
 
 
 def to_bytes(doc: dict[str, Any]) -> bytes:

@@ -26,6 +26,7 @@ from service.errors import InvalidInput, field_error
 from service.ml import portable
 from service.ml.errors import InvalidModelInput
 from service.ml.portable import MAX_REPORTED_ERRORS, CompiledModel, PredictInputs
+from service.ml.portable_classifier import CompiledClassifier
 
 _NUMBER_TYPES = frozenset({float, int})
 _NUMBER_OR_BOOL_TYPES = frozenset({float, int, bool})
@@ -354,9 +355,44 @@ def parse_table(
     )
 
 
-def predict(model: CompiledModel, inputs: PredictInputs) -> np.ndarray:
-    """The model's predictions for validated inputs; inputs the model cannot take are a 422."""
+def predict(model: CompiledModel, inputs: PredictInputs) -> np.ndarray | list[Any]:
+    """The model's predictions for validated inputs: a regressor's values, a classifier's
+    labels (as uploaded); inputs the model cannot take are a 422.
+
+    The one place a served model's task chooses its answer (with :func:`probabilities`).
+    """
     try:
+        if isinstance(model, CompiledClassifier):
+            return model.predict_labels(inputs)
         return portable.predict(model, inputs)
     except InvalidModelInput as exc:
         raise InvalidInput(exc.detail, errors=exc.errors) from exc
+
+
+def probabilities(
+    model: CompiledModel, inputs: PredictInputs, *, loc: str = "/output"
+) -> tuple[list[Any], np.ndarray]:
+    """A classifier's ``(classes, probabilities)`` (one column per class); a 422 naming
+    ``loc`` for a regressor, which has no probabilities."""
+    model = require_classifier(model, loc=loc)
+    try:
+        return model.classes, model.predict_proba(inputs)
+    except InvalidModelInput as exc:
+        raise InvalidInput(exc.detail, errors=exc.errors) from exc
+
+
+def require_classifier(model: CompiledModel, *, loc: str) -> CompiledClassifier:
+    """``model`` when it is a classifier; else a 422 naming ``loc`` (a regressor has no
+    class probabilities)."""
+    if not isinstance(model, CompiledClassifier):
+        raise InvalidInput(
+            "output 'proba' is for classifiers; this model is a regressor (its predictions "
+            "are values)",
+            errors=[field_error(loc, "the model is a regressor: no class probabilities")],
+        )
+    return model
+
+
+def is_classifier(model: CompiledModel) -> bool:
+    """Whether a served model answers with class labels."""
+    return isinstance(model, CompiledClassifier)

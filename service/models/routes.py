@@ -20,17 +20,17 @@ from service.errors import problem_responses
 from service.http.dependencies import ModelCache, ReadSession, WriteSession
 from service.http.paging import PageParams, page_body
 from service.http.responses import FastJSONResponse
-from service.ml import portable
-from service.models import explain, onnx_export, plots, predict_input
+from service.ml import portable, portable_classifier
+from service.models import classifier_plots, explain, onnx_export, plots, predict_input
 from service.models import service as models
 from service.models.schemas import (
     ModelListPage,
     ModelView,
-    PortableModel,
-    Predictions,
+    PathView,
+    PortableDocument,
+    PredictAnswer,
     PredictRecords,
     PredictRows,
-    RegularizationPath,
 )
 from service.registry import refs
 from service.registry import service as registry
@@ -56,7 +56,7 @@ _NON_NUMBER_LITERALS = (b"true", b"false", b"null")
 def _load_compiled(db: Database, model_id: str) -> portable.CompiledModel:
     with db.session(readonly=True) as session:
         doc = models.get_portable(session=session, model_id=model_id)
-    return portable.compile_model(doc)
+    return portable_classifier.compile_document(doc)
 
 
 async def compiled_model(app_state: state.State, model_id: str) -> portable.CompiledModel:
@@ -96,13 +96,23 @@ EXPLAIN_PARAMETER: dict[str, Any] = {
     "in": "query",
     "required": False,
     "schema": {"type": "boolean", "default": False},
-    "description": "Also return each feature's contribution per row, and the intercept",
+    "description": "Also return each feature's contribution per row, and the intercept "
+    "(regressors only)",
+}
+OUTPUT_PARAMETER: dict[str, Any] = {
+    "name": "output",
+    "in": "query",
+    "required": False,
+    "schema": {"type": "string", "enum": ["predict", "proba"]},
+    "description": "predict (default): values, or a classifier's labels; proba: a "
+    "classifier's probabilities per class (the body's output says the same)",
 }
 PREDICT_OPENAPI: dict[str, Any] = {
     # The endpoint reads ``model_id`` from ``request.path_params``, so it is declared here.
     "parameters": [
         {"name": "model_id", "in": "path", "required": True, "schema": {"type": "string"}},
         EXPLAIN_PARAMETER,
+        OUTPUT_PARAMETER,
     ],
     "requestBody": {
         "content": {
@@ -133,20 +143,84 @@ async def predict(request: Request) -> Response:
     content_type = request.headers.get("content-type", "application/json").lower()
     limit = app_state.settings.max_predict_rows
     explain = _explain_flag(request)
+    output = _output_query(request)
+    if output == "proba" and not predict_input.is_classifier(model):
+        predict_input.require_classifier(model, loc="/query/output")
+    if explain and predict_input.is_classifier(model):
+        raise errors.InvalidInput(
+            "explain=true is for regressors: a classifier's probabilities are not a sum of "
+            "per-feature contributions (GET the model for its coefficient table)",
+            errors=[errors.field_error("/query/explain", "not available for a classifier")],
+        )
     body = await _read_body(request, max_lines=limit + 1 if _is_csv(content_type) else None)
     extra: dict[str, Any] | None = None
     if explain:
         predictions, extra = await run_in_threadpool(
             _predict_explained, model, content_type, body, limit
         )
+        answer: dict[str, Any] = {"predictions": predictions}
     elif len(body) <= INLINE_PREDICT_BYTES:
-        predictions = _predict(model, content_type, body, limit)
+        answer = _answer(model, content_type, body, limit, output)
     else:
-        predictions = await run_in_threadpool(_predict, model, content_type, body, limit)
+        answer = await run_in_threadpool(_answer, model, content_type, body, limit, output)
     return Response(
-        content=prediction_body(predictions, answering, extra),
+        content=answer_body(answer, answering, extra),
         media_type="application/json",
         headers=refs.model_headers(answering),
+    )
+
+
+# ``output``: a model's predictions (values, or a classifier's labels), or ``proba`` (a
+# classifier's probabilities per class).
+OUTPUTS = ("predict", "proba")
+
+
+def _check_output(value: Any, loc: str) -> str:
+    if value not in OUTPUTS:
+        raise errors.InvalidInput(
+            f"output must be one of {', '.join(OUTPUTS)}, got {value!r}",
+            errors=[errors.field_error(loc, f"expected one of {', '.join(OUTPUTS)}")],
+        )
+    return str(value)
+
+
+def _output_query(request: Request) -> str | None:
+    """The ``output`` query parameter (None when absent: the body may say)."""
+    value = request.query_params.get("output")
+    return None if value is None else _check_output(value, "/query/output")
+
+
+def _answer(
+    model: portable.CompiledModel, content_type: str, body: bytes, limit: int, query: str | None
+) -> dict[str, Any]:
+    """``{"predictions"}`` or ``{"classes", "probabilities"}``: the ``output`` the query or
+    the JSON body names (422 when they disagree), by default the predictions."""
+    inputs, asked = _parse_request_output(model, content_type, body, limit)
+    if query is not None and asked is not None and asked != query:
+        raise errors.InvalidInput(
+            f"output {query!r} in the query and {asked!r} in the body disagree",
+            errors=[errors.field_error("/output", "differs from the query's output")],
+        )
+    output = query or asked or "predict"
+    if output == "proba":
+        classes, proba = predict_input.probabilities(model, inputs)
+        return {"classes": classes, "probabilities": proba}
+    return {"predictions": predict_input.predict(model, inputs)}
+
+
+def answer_body(
+    answer: dict[str, Any], answering: refs.Resolved, extra: dict[str, Any] | None = None
+) -> bytes:
+    """An :func:`_answer` and the model that gave it (``extra``: an explanation)."""
+    return orjson.dumps(
+        {
+            **answer,
+            "model_id": answering.model_id,
+            "name": answering.name,
+            "version": answering.version,
+            **(extra or {}),
+        },
+        option=orjson.OPT_SERIALIZE_NUMPY,
     )
 
 
@@ -162,7 +236,9 @@ def _explain_flag(request: Request) -> bool:
 
 
 def prediction_body(
-    predictions: np.ndarray, answering: refs.Resolved, extra: dict[str, Any] | None = None
+    predictions: np.ndarray | list[Any],
+    answering: refs.Resolved,
+    extra: dict[str, Any] | None = None,
 ) -> bytes:
     """``{"predictions", "model_id", "version"}``: the answer and the model that gave it
     (with ``extra``: the explanation's ``intercept`` and ``contributions``)."""
@@ -193,7 +269,7 @@ router.add_api_route(
     methods=["POST"],
     route_class_override=RequestHandlerRoute,
     openapi_extra=PREDICT_OPENAPI,
-    response_model=Predictions,
+    response_model=PredictAnswer,
     responses=problem_responses(400, 404, 413, 415, 422),
 )
 router.add_api_route(
@@ -201,9 +277,12 @@ router.add_api_route(
     predict,
     methods=["POST"],
     route_class_override=RequestHandlerRoute,
-    openapi_extra={**PREDICT_OPENAPI, "parameters": [*VERSION_PARAMETERS, EXPLAIN_PARAMETER]},
+    openapi_extra={
+        **PREDICT_OPENAPI,
+        "parameters": [*VERSION_PARAMETERS, EXPLAIN_PARAMETER, OUTPUT_PARAMETER],
+    },
     name="predict_by_version",
-    response_model=Predictions,
+    response_model=PredictAnswer,
     responses=problem_responses(400, 404, 413, 415, 422),
 )
 
@@ -243,7 +322,7 @@ ONNX_MEDIA_TYPE = "application/octet-stream"
 
 @router.get(
     "/{model_id}/export",
-    response_model=PortableModel,
+    response_model=PortableDocument,
     responses={
         200: {"content": {ONNX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}}}},
         **problem_responses(404, 422),
@@ -265,7 +344,7 @@ def export_model(
     return FastJSONResponse(doc)
 
 
-@router.get("/{model_id}/path", response_model=RegularizationPath, responses=problem_responses(404))
+@router.get("/{model_id}/path", response_model=PathView, responses=problem_responses(404))
 def get_model_path(ref: refs.ResolvedRef, session: ReadSession) -> Response:
     """The regularization path: coefficients and nonzero counts per alpha, and the CV curve."""
     path = models.get(session=session, model_id=ref.model_id).summary.get("path")
@@ -295,7 +374,12 @@ def get_model_plot(
     test split's predicted vs actual values, or the compared penalties' coefficients."""
     model = models.get(session=session, model_id=ref.model_id)
     try:
-        svg = plots.render(model.id, kind, model.summary)
+        renderer = (
+            classifier_plots.render
+            if model.summary.get("task") == "classification"
+            else plots.render
+        )
+        svg = renderer(model.id, kind, model.summary)
     except plots.PlotUnavailable as exc:
         raise errors.NotFound(f"model {ref.model_id!r}: {exc}") from None
     return Response(svg, media_type="image/svg+xml")
@@ -313,8 +397,8 @@ router.add_api_route(
 
 for _endpoint, _suffix, _model in (
     (get_model, "", ModelView),
-    (export_model, "/export", PortableModel),
-    (get_model_path, "/path", RegularizationPath),
+    (export_model, "/export", PortableDocument),
+    (get_model_path, "/path", PathView),
 ):
     router.add_api_route(
         "/{model_id}/versions/{version}" + _suffix,
@@ -433,13 +517,28 @@ def _parse_csv(text: str) -> tuple[list[str], list[list[str | None]]]:
 def _parse_request(
     model: portable.CompiledModel, content_type: str, body: bytes, limit: int
 ) -> Any:
+    """The body's prediction inputs; a JSON body's ``output`` other than the default is
+    refused here (the routes that honour it call :func:`_parse_request_output`)."""
+    inputs, output = _parse_request_output(model, content_type, body, limit)
+    if output not in (None, "predict"):
+        raise errors.InvalidInput(
+            f"output {output!r} is not served by this route",
+            errors=[errors.field_error("/output", "only the default output here")],
+        )
+    return inputs
+
+
+def _parse_request_output(
+    model: portable.CompiledModel, content_type: str, body: bytes, limit: int
+) -> tuple[Any, str | None]:
+    """The body's prediction inputs, and the ``output`` a JSON body names (None: none)."""
     if _is_csv(content_type):
         try:
             header, table = _parse_csv(body.decode("utf-8"))
         except UnicodeDecodeError as exc:
             raise errors.InvalidInput("the CSV body is not valid UTF-8") from exc
         _check_count(len(table), limit)
-        return predict_input.parse_table(model, header, table)
+        return predict_input.parse_table(model, header, table), None
     if content_type and not content_type.startswith("application/json"):
         raise errors.UnsupportedMediaType(
             f"content type {content_type!r} is not supported; send application/json or text/csv"
@@ -449,7 +548,7 @@ def _parse_request(
     if len(body) > INLINE_PREDICT_BYTES:
         sliced = _numeric_rows_in_slices(model, body)
         if sliced is not None:
-            return sliced
+            return sliced, None
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -461,12 +560,13 @@ def _parse_request(
             'send exactly one of {"rows": [[...]]} or {"records": [{...}]}',
             errors=[errors.field_error("/", "expected an object with 'rows' or 'records'")],
         )
-    unknown = sorted(set(payload) - {"rows", "records"})
+    unknown = sorted(set(payload) - {"rows", "records", "output"})
     if unknown:
         raise errors.InvalidInput(
             f"unknown field {unknown[0]!r}",
             errors=[errors.field_error(f"/{unknown[0]}", "unknown field")],
         )
+    output = _check_output(payload["output"], "/output") if "output" in payload else None
     if "rows" in payload:
         rows = payload["rows"]
         if not isinstance(rows, list):
@@ -475,7 +575,7 @@ def _parse_request(
                 errors=[errors.field_error("/rows", "expected a list")],
             )
         _check_count(len(rows), limit)
-        return predict_input.parse_rows(model, rows)
+        return predict_input.parse_rows(model, rows), output
     records = payload["records"]
     if not isinstance(records, list):
         raise errors.InvalidInput(
@@ -483,7 +583,7 @@ def _parse_request(
             errors=[errors.field_error("/records", "expected a list")],
         )
     _check_count(len(records), limit)
-    return predict_input.parse_records(model, records)
+    return predict_input.parse_records(model, records), output
 
 
 def _check_count(n: int, limit: int) -> None:
@@ -495,12 +595,12 @@ def _check_count(n: int, limit: int) -> None:
 
 def _predict(
     model: portable.CompiledModel, content_type: str, body: bytes, limit: int
-) -> np.ndarray:
+) -> np.ndarray | list[Any]:
     return predict_input.predict(model, _parse_request(model, content_type, body, limit))
 
 
 def _predict_explained(
     model: portable.CompiledModel, content_type: str, body: bytes, limit: int
-) -> tuple[np.ndarray, dict[str, Any]]:
+) -> tuple[np.ndarray | list[Any], dict[str, Any]]:
     inputs = _parse_request(model, content_type, body, limit)
     return predict_input.predict(model, inputs), explain.explanation_body(model, inputs)

@@ -14,6 +14,15 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from service.ml.spec import CVSpec, PenaltyKind, PreprocessingSpec, Scoring, SplitSpec
+from service.models.classifier_schemas import (
+    ClassifierMetrics,
+    ClassifierModelItem,
+    ClassifierModelOut,
+    ClassifierPath,
+    ClassifierPenaltyEcho,
+    Label,
+    Probabilities,
+)
 
 Number = float | None  # null where a value is not finite (or undefined, as r2 on one row)
 
@@ -194,7 +203,7 @@ class ModelItem(_Body):
 
 
 class ModelPage(_Body):
-    items: list[ModelItem]
+    items: list[ModelItem | ClassifierModelItem]
     total: int
     limit: int
     offset: int
@@ -207,12 +216,13 @@ class PredictorModelOut(_Body):
     id: str
     name: str | None
     target: str
-    task: Literal["regression"]
+    task: Literal["regression", "classification"]
     created_at: datetime
     features: list[str]
-    penalty: PenaltyEcho
+    penalty: PenaltyEcho | ClassifierPenaltyEcho
     preprocessing: PreprocessingSpec
-    metrics: ModelMetrics
+    metrics: ModelMetrics | ClassifierMetrics
+    classes: list[Label] | None = Field(default=None, description="Classifiers only")
     dtypes: dict[str, str] | None = Field(
         default=None, description="Per feature; on the single-model route only"
     )
@@ -314,6 +324,31 @@ class PortableModel(_Body):
     training_data_sha256: str
 
 
+class PortableClassifier(_Body):
+    """The portable classifier (``regfit.logistic.v1``): probabilities with numpy alone
+    (docs/portable-model.md)."""
+
+    format: Literal["regfit.logistic.v1"]
+    task: Literal["classification"]
+    target: str
+    classes: list[Label] = Field(description="Labels as uploaded; probability columns' order")
+    features: list[PortableFeature]
+    numeric: PortableNumeric
+    categorical: PortableCategorical
+    coef: list[list[float]] = Field(
+        description="One row per logit: one for two classes (the second class's), else one "
+        "per class"
+    )
+    intercept: list[float]
+    feature_names_out: list[str]
+    penalty: ClassifierPenaltyEcho
+    training_data_sha256: str
+
+
+class PortableDocument(RootModel[PortableModel | PortableClassifier]):
+    """A portable model: a regressor's or a classifier's."""
+
+
 Cell = float | int | str | bool | None
 
 
@@ -321,16 +356,25 @@ class PredictRows(_Body):
     """Rows in the model's ``features`` order."""
 
     rows: list[list[Cell]] = Field(min_length=1)
+    output: Literal["predict", "proba"] | None = Field(
+        default=None, description="proba: a classifier's probabilities per class"
+    )
 
 
 class PredictRecords(_Body):
     """Records by feature name; keys that are not features are ignored."""
 
     records: list[dict[str, Cell]] = Field(min_length=1)
+    output: Literal["predict", "proba"] | None = Field(
+        default=None, description="proba: a classifier's probabilities per class"
+    )
 
 
 class Predictions(_Body):
-    predictions: list[Number] = Field(description="One per input row, in order")
+    predictions: list[Number] | list[Label] = Field(
+        description="One per input row, in order: a regressor's values, or a classifier's "
+        "labels as they were uploaded"
+    )
     model_id: str = Field(description="The model that answered")
     name: str | None = Field(description="The registered name the request named, if any")
     version: int | None = Field(description="The registered version that answered, if any")
@@ -345,8 +389,17 @@ class Predictions(_Body):
     )
 
 
-class ModelView(RootModel[ModelOut | PredictorModelOut]):
-    """A model: the full body, or the predictor view a predictor key gets."""
+class PredictAnswer(RootModel[Predictions | Probabilities]):
+    """Predictions (values or labels), or a classifier's probabilities (``output=proba``)."""
+
+
+class ModelView(RootModel[ModelOut | ClassifierModelOut | PredictorModelOut]):
+    """A model (a regressor or a classifier): the full body, or the predictor view a
+    predictor key gets."""
+
+
+class PathView(RootModel[RegularizationPath | ClassifierPath]):
+    """A regressor's path along alpha, or a classifier's along C."""
 
 
 class ModelListPage(RootModel[ModelPage | PredictorModelPage]):

@@ -63,6 +63,7 @@ def get_portable(*, session: Session, model_id: str) -> dict[str, Any]:
 # column: a model of a large search holds megabytes of candidates and coefficients, and a
 # page of them must not be loaded to show a few numbers each.
 _ITEM_SUMMARY_PATHS: dict[str, tuple[str, ...]] = {
+    "task": ("task",),
     "penalty": ("penalty",),
     "n_nonzero": ("n_nonzero",),
     "n_train": ("n_train",),
@@ -120,7 +121,7 @@ def list_page(*, session: Session, limit: int, offset: int) -> tuple[list[dict[s
 
 
 _PREDICTOR_SUMMARY_PATHS: dict[str, tuple[str, ...]] = {
-    key: (key,) for key in PREDICTOR_SUMMARY_KEYS
+    key: (key,) for key in (*PREDICTOR_SUMMARY_KEYS, "task", "classes")
 }
 
 
@@ -140,8 +141,17 @@ def list_predictor_page(
         .limit(limit)
         .offset(offset)
     ).all()
-    items = _with_parts(rows, _PREDICTOR_SUMMARY_PATHS)
-    return [{**item, "task": "regression"} for item in items], count(session=session)
+    items = [_predictor_task(item) for item in _with_parts(rows, _PREDICTOR_SUMMARY_PATHS)]
+    return items, count(session=session)
+
+
+def _predictor_task(view: dict[str, Any]) -> dict[str, Any]:
+    """A predictor view's ``task`` (a regressor's summary has none) and a classifier's classes."""
+    classes = view.pop("classes", None)
+    view["task"] = view.get("task") or "regression"
+    if view["task"] == "classification":
+        view["classes"] = classes
+    return view
 
 
 def count(*, session: Session) -> int:
@@ -160,12 +170,14 @@ def model_item(row: dict[str, Any]) -> dict[str, Any]:
             "best_score": row["tuning_best_score"],
             "n_candidates": row["tuning_n_candidates"],
         }
+    task = {"task": row["task"]} if row.get("task") else {}
     return {
         "id": row["id"],
         "name": row["name"],
         "job_id": row["job_id"],
         "dataset_id": row["dataset_id"],
         "target": row["target"],
+        **task,
         "created_at": row["created_at"],
         "fit_seconds": row["fit_seconds"],
         "penalty": row["penalty"],
@@ -216,11 +228,13 @@ def predictor_body(model: Model, *, with_dtypes: bool = True) -> dict[str, Any]:
         "id": model.id,
         "name": model.name,
         "target": model.target,
-        "task": "regression",
+        "task": model.summary.get("task"),
         "created_at": model.created_at,
     }
     for key in PREDICTOR_SUMMARY_KEYS:
         body[key] = model.summary.get(key)
+    body["classes"] = model.summary.get("classes")
+    body = _predictor_task(body)
     if with_dtypes:
         features = orjson.loads(model.portable)["features"]
         body["dtypes"] = {f["name"]: f.get("dtype") for f in features}

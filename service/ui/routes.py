@@ -230,12 +230,14 @@ def _alphas(text: str) -> list[float] | dict[str, Any]:
 
 @router.post("/jobs", openapi_extra=FORM)
 async def new_job(request: Request) -> Response:
-    """The new-job form as ``POST /v1/jobs``: penalty, λ (alpha) or C form, tuning."""
+    """The new-job form as ``POST /v1/jobs``: task, penalty, λ (alpha) or C form, tuning
+    (a classifier's strength and grid are C's)."""
     form = {k: str(v) for k, v in (await request.form()).items()}
     penalty: dict[str, Any] = {"type": form.get("penalty", "l2")}
+    classifier = form.get("task") == "classification"
     strength = form.get("strength", "").strip()
     if strength:
-        penalty["C" if form.get("form") == "C" else "alpha"] = float(strength)
+        penalty["C" if classifier or form.get("form") == "C" else "alpha"] = float(strength)
     if form.get("l1_ratio", "").strip() and penalty["type"] == "elasticnet":
         penalty["l1_ratio"] = float(form["l1_ratio"])
     body: dict[str, Any] = {
@@ -243,13 +245,15 @@ async def new_job(request: Request) -> Response:
         "target": form.get("target", ""),
         "penalty": penalty,
     }
+    if classifier:
+        body["task"] = "classification"
     compare = [p for p in form.get("compare", "").replace(" ", "").split(",") if p]
     alphas = form.get("alphas", "").strip()
     if alphas or compare:
         space: dict[str, Any] = {}
         try:
             if alphas:
-                space["alpha"] = _alphas(alphas)
+                space["C" if classifier else "alpha"] = _alphas(alphas)
         except ValueError:
             problem = {
                 "title": "Bad alphas",
@@ -306,6 +310,18 @@ async def model_page(request: Request, model_id: str) -> Response:
         return _page(request, "problem.html", problem=model.json(), status_code=model.status_code)
     body = model.json()
     tuning = body.get("tuning") or {}
+    if body.get("task") == "classification":
+        return _page(
+            request,
+            "classifier.html",
+            model=body,
+            kinds=[k for k in ("coefficients", "path", "cv") if k != "cv" or tuning],
+            candidates=sorted(
+                tuning.get("candidates", []),
+                key=lambda c: -(c["mean_score"] if c["mean_score"] is not None else float("-inf")),
+            ),
+            prediction=None,
+        )
     kinds = [k for k in PLOT_KINDS if k != "cv" or tuning]
     if body.get("n_test", 0) == 0:
         kinds.remove("residuals")

@@ -176,10 +176,11 @@ def execute(
         columns = _dataset_columns(path, sha256, settings.dataset_cache_bytes)
         try:
             _check_design(columns, spec, settings.max_design_bytes)
-            result = fitting.fit_job(
+            result = fitting.fit_model(
                 columns,
                 spec,
                 training_sha256=sha256,
+                max_classes=settings.max_classes,
                 stored_dtypes=stored_dtypes,
                 progress=_progress_writer(db, job_id, attempt),
                 should_stop=_stop_checker(db, job_id, attempt),

@@ -345,18 +345,22 @@ def build_job_spec(
     features: str | None,
     test_size: float | None,
     name: str | None,
+    task: str | None = None,
+    C: str | None = None,
+    class_weight: str | None = None,
 ) -> dict[str, Any]:
-    """The ``POST /v1/jobs`` body for the ``train`` command's options."""
+    """The ``POST /v1/jobs`` body for the ``train`` command's options (``task``
+    classification: ``C`` in place of ``alpha``, same forms)."""
     space: dict[str, Any] = {}
     compared = [p.strip() for p in compare.split(",") if p.strip()] if compare else []
     # A searched penalty still needs a top-level one: the first compared unless given.
     penalty_spec: dict[str, Any] = {"type": penalty or (compared[0] if compared else "l1")}
     if compared:
         space["penalty"] = compared
-    for key, text in (("alpha", alpha), ("l1_ratio", l1_ratio)):
+    for key, text in (("alpha", alpha), ("C", C), ("l1_ratio", l1_ratio)):
         if text is None:
             continue
-        value = parse_values(text, f"--{key.replace('_', '-')}")
+        value = parse_values(text, "--C" if key == "C" else f"--{key.replace('_', '-')}")
         if isinstance(value, float) and key == "l1_ratio" and compared:
             # Only ElasticNet takes an l1_ratio: in a comparison it belongs to the space,
             # which applies it to the ElasticNet candidates alone.
@@ -367,7 +371,11 @@ def build_job_spec(
             space[key] = value
     if lambda1 is not None or lambda2 is not None:
         penalty_spec = {"lambda1": lambda1 or 0.0, "lambda2": lambda2 or 0.0}
+    if class_weight is not None:
+        penalty_spec["class_weight"] = class_weight
     spec: dict[str, Any] = {"dataset_id": dataset_id, "target": target, "penalty": penalty_spec}
+    if task is not None:
+        spec["task"] = task
     if space or search:
         tuning: dict[str, Any] = {"strategy": search or "grid", "space": space}
         cv: dict[str, Any] = {}
@@ -425,6 +433,19 @@ def train(
         float | None, typer.Option(help="The seed's λ1 (Σ|θ|) instead of --penalty/--alpha.")
     ] = None,
     lambda2: Annotated[float | None, typer.Option(help="The seed's λ2 (Σθ²).")] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(help="regression (default) or classification (LogisticRegression)."),
+    ] = None,
+    C: Annotated[
+        str | None,
+        typer.Option(
+            "--C", help="A classifier's inverse strength, same forms as --alpha (1.0, 0.01,0.1,1)."
+        ),
+    ] = None,
+    class_weight: Annotated[
+        str | None, typer.Option("--class-weight", help="balanced: reweight the classes.")
+    ] = None,
     compare: Annotated[
         str | None,
         typer.Option(help="Compare penalties in one search, e.g. l1,l2,elasticnet."),
@@ -475,6 +496,8 @@ def train(
 
       regfit train diabetes -t target -p elasticnet --search random --alpha 1e-3:10:log
       --l1-ratio 0:1 --trials 40 --wait
+
+      regfit train cancer -t diagnosis --task classification -p l2 --C 1e-3:10:12:log --wait
     """
     state = _state(json_output)
     client = state.client
@@ -499,6 +522,9 @@ def train(
         features=features,
         test_size=test_size,
         name=name,
+        task=task,
+        C=C,
+        class_weight=class_weight,
     )
     job = client.submit(spec)
     if not wait:
@@ -713,7 +739,49 @@ def models_rm(model: ModelArg, json_output: JsonOption = False) -> None:
     emit({"deleted": found.id}, lambda: out.print(f"deleted {found.id}"))
 
 
+def render_classifier(m: Model) -> None:
+    p = m.penalty
+    params = f"C={_num(p.C)}" + (f", l1_ratio={_num(p.l1_ratio)}" if p.l1_ratio else "")
+    out.print(
+        f"[bold]{m.id}[/bold]  LogisticRegression({p.type}, {params})  target {m.target!r}, "
+        f"classes {m.classes}, {m.n_train} train / {m.n_test} test rows"
+    )
+    names = ("accuracy", "balanced_accuracy", "log_loss", "roc_auc", "f1")
+    metrics = Table("split", *names, title="metrics")
+    for split in ("train", "test"):
+        values = getattr(m.metrics, split)
+        if values:
+            metrics.add_row(split, *(_num(values.get(k)) for k in names))
+    out.print(metrics)
+    test = m.metrics.test or m.metrics.train or {}
+    if test.get("confusion_matrix"):
+        labels = [str(c) for c in m.classes or []]
+        confusion = Table("true \\ predicted", *labels, title="confusion matrix")
+        for label, row in zip(labels, test["confusion_matrix"], strict=True):
+            confusion.add_row(label, *map(str, row))
+        out.print(confusion)
+    if m.tuning is not None:
+        t = m.tuning
+        best = ", ".join(f"{k}={_num(v)}" for k, v in t.best_params.items())
+        out.print(
+            f"tuning: {t.strategy} search, {t.n_candidates} candidates, {t.scoring} "
+            f"(select {t.select}): best {best} → {_num(t.best_score)}"
+        )
+    rows = sorted(m.coefficient_rows(), key=lambda r: -abs(r["scaled"] or 0.0))
+    coefs = Table("class", "feature", "coefficient", "scaled", title="largest coefficients")
+    for row in rows[:TOP_COEFFICIENTS]:
+        coefs.add_row(
+            str(row["class"]), row["feature"], _num(row["coefficient"]), _num(row["scaled"])
+        )
+    out.print(coefs)
+    for warning in m.warnings:
+        err.print(f"[yellow]warning: {warning}[/yellow]")
+
+
 def render_model(m: Model) -> None:
+    if m.task == "classification":
+        render_classifier(m)
+        return
     p = m.penalty
     params = f"alpha={_num(p.alpha)}" + (f", l1_ratio={_num(p.l1_ratio)}" if p.l1_ratio else "")
     out.print(
@@ -777,6 +845,12 @@ def predict(
     column: Annotated[
         str, typer.Option(help="Name of the added prediction column.")
     ] = "prediction",
+    proba: Annotated[
+        bool,
+        typer.Option(
+            "--proba", help="A classifier's probabilities: one column per class (COLUMN_<class>)."
+        ),
+    ] = False,
     json_output: JsonOption = False,
 ) -> None:
     """Predict every row of a CSV file: the rows come back with a prediction column.
@@ -790,13 +864,20 @@ def predict(
         header = next(reader, None)
         if header is None:
             fail_usage(f"{file} is empty")
-        predictions: list[float] = []
+        predictions: list[Any] = []
+        classes: list[Any] = []
         rows: list[list[str]] = []
         for chunk in _chunks(reader, PREDICT_CHUNK_ROWS):
-            predictions.extend(state.client.predict_csv(found.id, _csv_text(header, chunk)))
+            answer = state.client.predict_csv_answer(
+                found.id, _csv_text(header, chunk), output="proba" if proba else "predict"
+            )
+            predictions.extend(answer["probabilities"] if proba else answer["predictions"])
+            classes = answer.get("classes", classes)
             rows.extend(chunk)
     if state.json:
-        text = json.dumps({"model_id": found.id, "predictions": predictions})
+        key = "probabilities" if proba else "predictions"
+        extra = {"classes": classes} if proba else {}
+        text = json.dumps({"model_id": found.id, **extra, key: predictions})
         if output is None:
             print(text)
         else:
@@ -805,8 +886,17 @@ def predict(
     target = output.open("w", newline="") if output is not None else sys.stdout
     try:
         writer = csv.writer(target)
-        writer.writerow([*header, column])
-        writer.writerows([*row, repr(value)] for row, value in zip(rows, predictions, strict=True))
+        if proba:
+            writer.writerow([*header, *(f"{column}_{label}" for label in classes)])
+            writer.writerows(
+                [*row, *map(repr, values)] for row, values in zip(rows, predictions, strict=True)
+            )
+        else:
+            writer.writerow([*header, column])
+            writer.writerows(
+                [*row, repr(value) if isinstance(value, float) else str(value)]
+                for row, value in zip(rows, predictions, strict=True)
+            )
     finally:
         if output is not None:
             target.close()

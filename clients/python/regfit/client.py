@@ -6,7 +6,7 @@ import json
 import mimetypes
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import httpx
 from pydantic import BaseModel
@@ -142,6 +142,9 @@ class Client:
         penalty: str | dict[str, Any] = "l1",
         alpha: float | None = None,
         l1_ratio: float | None = None,
+        task: str | None = None,
+        C: float | None = None,
+        class_weight: str | None = None,
         tuning: dict[str, Any] | None = None,
         features: list[str] | None = None,
         preprocessing: dict[str, Any] | None = None,
@@ -153,14 +156,18 @@ class Client:
         ``penalty`` is a type (``"l1"``, ``"l2"``, ``"elasticnet"``) completed by
         ``alpha``/``l1_ratio``, or a whole penalty object (``{"lambda1": …}`` too).
         ``tuning`` is the API's tuning object, e.g. ``{"strategy": "grid", "space":
-        {"alpha": [0.01, 0.1, 1]}, "cv": {"folds": 5}}``.
+        {"alpha": [0.01, 0.1, 1]}, "cv": {"folds": 5}}``. ``task="classification"`` fits
+        ``LogisticRegression`` with ``C`` (and ``class_weight="balanced"``) instead of alpha.
         """
         spec: dict[str, Any] = {
             "dataset_id": dataset.id if isinstance(dataset, Dataset) else dataset,
             "target": target,
-            "penalty": penalty_object(penalty, alpha=alpha, l1_ratio=l1_ratio),
+            "penalty": penalty_object(
+                penalty, alpha=alpha, l1_ratio=l1_ratio, C=C, class_weight=class_weight
+            ),
         }
         optional = {
+            "task": task,
             "tuning": tuning,
             "features": features,
             "preprocessing": preprocessing,
@@ -211,20 +218,44 @@ class Client:
         """``GET /v1/models/{ref}/path`` (``ref``: an id, ``name@alias``, ``name/versions/n``)."""
         return RegularizationPath.model_validate(self._json("GET", f"/v1/models/{model_id}/path"))
 
-    def predict(self, model_id: str, payload: dict[str, Any]) -> list[float]:
-        """``POST /v1/models/{id}/predict`` with ``{"rows": …}`` or ``{"records": …}``."""
-        body = self._json("POST", f"/v1/models/{model_id}/predict", json=payload)
-        return [float(v) for v in body["predictions"]]
+    @overload
+    def predict(
+        self, model_id: str, payload: dict[str, Any], *, full: Literal[False] = False
+    ) -> list[Any]: ...
 
-    def predict_csv(self, model_id: str, csv_text: str | bytes) -> list[float]:
+    @overload
+    def predict(
+        self, model_id: str, payload: dict[str, Any], *, full: Literal[True]
+    ) -> dict[str, Any]: ...
+
+    def predict(
+        self, model_id: str, payload: dict[str, Any], *, full: bool = False
+    ) -> list[Any] | dict[str, Any]:
+        """``POST /v1/models/{id}/predict`` with ``{"rows": …}`` or ``{"records": …}`` (and
+        ``"output": "proba"`` for a classifier's probabilities): the predictions (values,
+        or a classifier's labels as uploaded), or with ``full`` the whole answer."""
+        body = self._json("POST", f"/v1/models/{model_id}/predict", json=payload)
+        if full:
+            return dict(body)
+        return list(body["predictions"])
+
+    def predict_csv(self, model_id: str, csv_text: str | bytes) -> list[Any]:
         """Predictions for a CSV with a header row (columns by name)."""
-        body = self._json(
+        return list(self.predict_csv_answer(model_id, csv_text)["predictions"])
+
+    def predict_csv_answer(
+        self, model_id: str, csv_text: str | bytes, *, output: str = "predict"
+    ) -> dict[str, Any]:
+        """The whole answer for a CSV: ``predictions``, or with ``output="proba"`` a
+        classifier's ``classes`` and ``probabilities``."""
+        body: dict[str, Any] = self._json(
             "POST",
             f"/v1/models/{model_id}/predict",
+            params={"output": output} if output != "predict" else None,
             content=csv_text.encode() if isinstance(csv_text, str) else csv_text,
             headers={"content-type": "text/csv"},
         )
-        return [float(v) for v in body["predictions"]]
+        return body
 
     def export_model(self, model_id: str, path: str | Path | None = None) -> dict[str, Any]:
         """The portable JSON model; also written to ``path`` when given."""
@@ -258,14 +289,17 @@ class Client:
 
 
 def penalty_object(
-    penalty: str | dict[str, Any], *, alpha: float | None = None, l1_ratio: float | None = None
+    penalty: str | dict[str, Any],
+    *,
+    alpha: float | None = None,
+    l1_ratio: float | None = None,
+    C: float | None = None,
+    class_weight: str | None = None,
 ) -> dict[str, Any]:
     """The job's ``penalty`` object from a type name and its parameters, or as given."""
     spec: dict[str, Any] = dict(penalty) if isinstance(penalty, dict) else {"type": penalty}
-    if alpha is not None:
-        spec["alpha"] = alpha
-    if l1_ratio is not None:
-        spec["l1_ratio"] = l1_ratio
+    given = {"alpha": alpha, "l1_ratio": l1_ratio, "C": C, "class_weight": class_weight}
+    spec.update({key: value for key, value in given.items() if value is not None})
     return spec
 
 

@@ -1,4 +1,5 @@
-"""Offline predictions from a portable model document (``regfit.linear.v1``), numpy only.
+"""Offline predictions from a portable model document (``regfit.linear.v1``, or a
+classifier's ``regfit.logistic.v1``), numpy only.
 
 ``regfit.portable.load(doc).predict(rows)`` predicts without a server, to the bit as the
 service does: :class:`CompiledModel` below is the server's (``service/ml/portable.py``)
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 FORMAT = "regfit.linear.v1"
+CLASSIFIER_FORMAT = "regfit.logistic.v1"
 
 
 class InvalidModelInput(ValueError):
@@ -178,10 +180,14 @@ class PortableModel:
     def target(self) -> str:
         return self.compiled.target
 
-    def predict(self, data: Any) -> np.ndarray:
+    def predict(self, data: Any) -> Any:
         """Predictions (float64, one per row) for a pandas DataFrame (columns by name), a
         list of records (dicts by feature name) or a list of rows (in ``feature_names``
         order). A missing value is None or NaN."""
+        return self.compiled.predict_matrix(*self._inputs(data))
+
+    def _inputs(self, data: Any) -> tuple[np.ndarray, list[list[str | None]]]:
+        """The numeric block and the categorical columns of ``data`` (see :meth:`predict`)."""
         names = self.compiled.feature_names
         if hasattr(data, "columns") and hasattr(data, "to_numpy"):  # a pandas DataFrame
             missing = [name for name in names if name not in data.columns]
@@ -207,17 +213,63 @@ class PortableModel:
             [None if _is_missing(v) else str(v) for v in columns[name]]
             for name in self.compiled.categorical_names
         ]
-        return self.compiled.predict_matrix(numeric, categorical)
+        return numeric, categorical
+
+
+class PortableClassifier(PortableModel):
+    """A loaded portable classifier (``regfit.logistic.v1``): labels and probabilities offline.
+
+    Row ``k`` of the document's ``coef`` with ``intercept[k]`` is the logit ``z_k`` (the
+    preprocessing of ``regfit.linear.v1``); two classes: ``[1 − σ(z), σ(z)]``, more:
+    ``softmax(z)`` — scikit-learn's ``predict_proba``. Labels keep their JSON type.
+    """
+
+    def __init__(self, doc: Mapping[str, Any]) -> None:
+        self.document = dict(doc)
+        if self.document.get("format") != CLASSIFIER_FORMAT:
+            raise ValueError(f"not a {CLASSIFIER_FORMAT} model document")
+        self.classes: list[Any] = list(self.document["classes"])
+        self.logits = [
+            CompiledModel({**self.document, "format": FORMAT, "coef": row, "intercept": b})
+            for row, b in zip(self.document["coef"], self.document["intercept"], strict=True)
+        ]
+        self.compiled = self.logits[0]
+
+    def predict_proba(self, data: Any) -> np.ndarray:
+        """Class probabilities, shape ``(n_rows, n_classes)``, columns in ``classes`` order."""
+        numeric, categorical = self._inputs(data)
+        z = np.column_stack([m.predict_matrix(numeric, categorical) for m in self.logits])
+        if len(self.classes) == 2:
+            positive = np.empty_like(z[:, 0])
+            above = z[:, 0] >= 0
+            positive[above] = 1.0 / (1.0 + np.exp(-z[above, 0]))
+            e = np.exp(z[~above, 0])
+            positive[~above] = e / (1.0 + e)
+            return np.column_stack([1.0 - positive, positive])
+        z = z - z.max(axis=1, keepdims=True)
+        exp = np.exp(z)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def predict(self, data: Any) -> list[Any]:
+        """The most probable class of each row, as the label was given."""
+        return [self.classes[i] for i in np.argmax(self.predict_proba(data), axis=1).tolist()]
 
 
 def load(source: Mapping[str, Any] | str | bytes | PathLike[str]) -> PortableModel:
-    """Load a portable model: the exported document (a dict), its JSON text, or a path to it."""
+    """Load a portable model: the exported document (a dict), its JSON text, or a path to it.
+
+    A classifier's document (``regfit.logistic.v1``) loads as a :class:`PortableClassifier`.
+    """
     if isinstance(source, Mapping):
-        return PortableModel(source)
-    if isinstance(source, bytes) or (isinstance(source, str) and source.lstrip().startswith("{")):
-        return PortableModel(json.loads(source))
-    with open(source, encoding="utf-8") as handle:
-        return PortableModel(json.load(handle))
+        doc = dict(source)
+    elif isinstance(source, bytes) or (isinstance(source, str) and source.lstrip().startswith("{")):
+        doc = json.loads(source)
+    else:
+        with open(source, encoding="utf-8") as handle:
+            doc = json.load(handle)
+    if isinstance(doc, dict) and doc.get("format") == CLASSIFIER_FORMAT:
+        return PortableClassifier(doc)
+    return PortableModel(doc)
 
 
-__all__ = ["CompiledModel", "InvalidModelInput", "PortableModel", "load"]
+__all__ = ["CompiledModel", "InvalidModelInput", "PortableClassifier", "PortableModel", "load"]

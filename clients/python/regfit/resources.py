@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import PrivateAttr
 
 from regfit.errors import JobFailed
-from regfit.schemas import Body, DatasetBody, JobBody, ModelBody, RegularizationPath
+from regfit.schemas import (
+    Body,
+    CoefficientTable,
+    DatasetBody,
+    JobBody,
+    ModelBody,
+    RegularizationPath,
+)
 
 if TYPE_CHECKING:
     from regfit.client import Client
@@ -123,8 +130,18 @@ class Model(ModelBody, _Bound):
     """A trained model: coefficients, metrics, tuning, predictions, path, export."""
 
     def coefficient_rows(self) -> list[dict[str, Any]]:
-        """One row per feature: its coefficient in original units and in scaled units."""
-        original, scaled = self.coefficient_values.original, self.coefficient_values.scaled
+        """One row per feature: its coefficient in original units and in scaled units (a
+        classifier's: one row per class and feature, with ``class``)."""
+        values = self.coefficient_values
+        if isinstance(values, CoefficientTable):
+            return [
+                {"class": label, "feature": name, "coefficient": original[j], "scaled": scaled[j]}
+                for label, original, scaled in zip(
+                    values.rows, values.original, values.scaled, strict=True
+                )
+                for j, name in enumerate(values.columns)
+            ]
+        original, scaled = values.original, values.scaled
         return [
             {"feature": name, "coefficient": original.get(name), "scaled": scaled.get(name)}
             for name in (self.feature_names_out or list(original))
@@ -138,11 +155,17 @@ class Model(ModelBody, _Bound):
         pandas = _pandas()
         return pandas.DataFrame(rows) if pandas is not None else rows
 
-    def predict(self, data: Any) -> list[float]:
-        """Predictions for rows in ``features`` order, records (dicts) or a DataFrame."""
-        predictions: list[float] = []
+    def predict(self, data: Any, *, output: str = "predict") -> list[Any]:
+        """Predictions for rows in ``features`` order, records (dicts) or a DataFrame: values,
+        or a classifier's labels; ``output="proba"``: a classifier's probabilities, one list
+        per row in the order of ``classes``."""
+        predictions: list[Any] = []
         for payload in self._prediction_payloads(data):
-            predictions.extend(self.client.predict(self.id, payload))
+            if output == "predict":
+                predictions.extend(self.client.predict(self.id, payload))
+            else:
+                answer = self.client.predict(self.id, {**payload, "output": output}, full=True)
+                predictions.extend(answer["probabilities"])
         return predictions
 
     def _prediction_payloads(self, data: Any) -> Iterable[dict[str, Any]]:

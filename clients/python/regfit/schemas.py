@@ -84,22 +84,37 @@ class PenaltyEcho(Body):
     l1_ratio: float | None = None
     lambda1: float | None = None
     lambda2: float | None = None
+    C: float | None = None  # a classifier's (LogisticRegression); alpha is then null
+    class_weight: str | None = None
 
 
 class Coefficients(Body):
-    original: dict[str, float]
-    scaled: dict[str, float]
+    original: dict[str, float | None]
+    scaled: dict[str, float | None]
+
+
+class CoefficientTable(Body):
+    """A classifier's coefficients: one row per logit (``rows``: a class label), one column
+    per model column."""
+
+    rows: list[Any]
+    columns: list[str]
+    scaled: list[list[float | None]]
+    original: list[list[float | None]]
 
 
 class Intercept(Body):
-    original: float
-    scaled: float
+    original: float | None
+    scaled: float | None
 
 
 class Metrics(Body):
-    train: dict[str, float] | None = None
-    test: dict[str, float] | None = None
-    cv: dict[str, float] | None = None
+    """Per split: a regressor's r2/mse/…; a classifier's accuracy, log_loss, confusion
+    matrix and per-class precision/recall."""
+
+    train: dict[str, Any] | None = None
+    test: dict[str, Any] | None = None
+    cv: dict[str, Any] | None = None
 
 
 class Candidate(Body):
@@ -138,9 +153,12 @@ class ModelBody(Body):
     feature_names_out: list[str] = []
     penalty: PenaltyEcho
     preprocessing: dict[str, Any] = {}
+    task: str = "regression"
+    classes: list[Any] | None = None  # a classifier's labels, as uploaded
     # "coefficients" on the wire; the Model resource's ``coefficients`` is the table.
-    coefficient_values: Coefficients = Field(alias="coefficients")
-    intercept: Intercept
+    coefficient_values: Coefficients | CoefficientTable = Field(alias="coefficients")
+    intercept: Intercept | None = None  # a regressor's
+    intercepts: dict[str, Any] | None = None  # a classifier's, one per coefficient row
     n_nonzero: int
     metrics: Metrics = Metrics()
     tuning: Tuning | None = None
@@ -158,6 +176,7 @@ class ModelSummary(Body):
     job_id: str | None = None
     dataset_id: str | None = None
     target: str
+    task: str = "regression"
     created_at: datetime
     fit_seconds: float | None = None
     penalty: PenaltyEcho
@@ -186,14 +205,17 @@ class PathCV(Body):
 
 
 class PenaltyPath(Body):
-    """One penalty's coefficients (scaled units) and n_nonzero per alpha, descending."""
+    """One penalty's coefficients (scaled units) and n_nonzero per alpha, descending
+    (a classifier's: per ``C`` in ``Cs``, ``coefficients`` per class row, then per column)."""
 
     penalty: str
     alpha: float | None = None
     l1_ratio: float | None = None
-    alphas: list[float]
+    alphas: list[float] = []
+    C: float | None = None
+    Cs: list[float] | None = None
     units: str = "scaled"
-    coefficients: dict[str, list[float | None]]
+    coefficients: dict[str, Any]
     n_nonzero: list[int]
     cv: PathCV | None = None
 
